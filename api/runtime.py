@@ -1,0 +1,99 @@
+"""The composition root: database, migrations, event log, command bus, projection runner."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from psycopg_pool import ConnectionPool
+
+from commands.bus import CommandBus
+from commands.handlers import SYSTEM_ACTOR_ID, SYSTEM_ORG_ID, Context
+from commands.models import CreateOrganization, CreatePerson
+from commands.store import EventLog, open_event_log
+from domain.errors import AlreadyExists
+from infra.database import ConnectionInfo, resolve_database
+from infra.migrations import migrate
+from infra.settings import Settings
+from projections.registry import PROJECTIONS
+from streams.inprocess import InProcessRunner
+
+
+class NotCaughtUp(Exception):
+    """Projections did not reach the requested position within the wait limit."""
+
+
+@dataclass
+class Runtime:
+    """A running ONE: write side, read pool and (in embedded mode) the projection runner."""
+
+    settings: Settings
+    db: ConnectionInfo
+    event_log: EventLog
+    bus: CommandBus
+    runner: InProcessRunner
+    reads: ConnectionPool
+    started_at: float = field(default_factory=time.time)
+
+    @classmethod
+    def start(cls, settings: Settings, db: ConnectionInfo | None = None) -> Runtime:
+        """Bring everything up (database resolved from settings unless given)."""
+        db = db or resolve_database(settings)
+        migrate(db)
+        event_log = open_event_log(db, pool_size=settings.pool_size)
+        runner = InProcessRunner(event_log, db, list(PROJECTIONS.values()))
+        bus = CommandBus(event_log, max_batch=settings.max_batch).start()
+        reads = ConnectionPool(
+            db.conninfo, min_size=2, max_size=settings.pool_size, open=True,
+            kwargs={"autocommit": True},
+        )
+        runtime = cls(settings, db, event_log, bus, runner, reads)
+        runtime.bootstrap()
+        runner.start()
+        return runtime
+
+    def bootstrap(self) -> None:
+        """Create the default organization and the system actor if they do not exist yet."""
+        system = Context()
+        for command in (
+            CreateOrganization(id=SYSTEM_ORG_ID, name="Default", slug="default", plan="platform"),
+            CreatePerson(id=SYSTEM_ACTOR_ID, name="System", email="system@one.local",
+                         role="platform_owner"),
+        ):
+            try:
+                self.bus.execute(command, system)
+            except AlreadyExists:
+                pass
+
+    def close(self) -> None:
+        """Stop the runner and the writer, close pools."""
+        self.runner.stop()
+        self.bus.stop()
+        self.reads.close()
+        self.event_log.close()
+
+    def head(self) -> int:
+        """The highest position in the log."""
+        return self.event_log.recorder.max_notification_id() or 0
+
+    async def wait_for(self, position: int, timeout: float | None = None) -> None:
+        """Wait until the read models reflect `position` (read-your-writes)."""
+        limit = self.settings.read_wait_timeout_s if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        delay = 0.001
+        while self.runner.position < position:
+            if time.monotonic() >= deadline:
+                raise NotCaughtUp(
+                    f"read models are at {self.runner.position}, not yet at {position}"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.02)
+
+    def wait_for_sync(self, position: int, timeout: float = 10.0) -> None:
+        """Blocking variant of `wait_for` (tests, CLI, benchmarks)."""
+        deadline = time.monotonic() + timeout
+        while self.runner.position < position:
+            if time.monotonic() >= deadline:
+                raise NotCaughtUp(f"read models at {self.runner.position}, wanted {position}")
+            time.sleep(0.005)

@@ -1,0 +1,91 @@
+"""Per-command working sets over a batch of commands that will be saved in one transaction.
+
+A `Batch` holds the aggregates changed by the commands accepted so far. Each command works in its
+own `Scope`: it sees the batch's state (copied on first touch), and its changes join the batch
+only when it succeeds, so a refused command leaves no trace in the batch.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import TypeVar
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+from eventsourcing.application import AggregateNotFoundError
+
+from commands.store import EventLog
+from domain.errors import NotFound
+
+A = TypeVar("A", bound=Aggregate)
+
+
+@dataclass
+class Batch:
+    """Aggregates changed by the accepted commands of one group commit, in first-touch order."""
+
+    log: EventLog
+    aggregates: dict[UUID, Aggregate] = field(default_factory=dict)
+
+
+@dataclass
+class Scope:
+    """One command's view: reads through the batch, writes to private copies until `commit`."""
+
+    batch: Batch
+    working: dict[UUID, Aggregate] = field(default_factory=dict)
+    start_versions: dict[UUID, int] = field(default_factory=dict)
+
+    def find(self, id: UUID, kind: type[A]) -> A | None:  # noqa: A002
+        """The aggregate with `id` if it exists and is a `kind`, else None."""
+        aggregate = self.working.get(id)
+        if aggregate is None:
+            aggregate = self._load(id)
+            if aggregate is None:
+                return None
+            self.working[id] = aggregate
+            self.start_versions[id] = aggregate.version
+        return aggregate if isinstance(aggregate, kind) else None
+
+    def get(self, id: UUID, kind: type[A], field: str = "id") -> A:  # noqa: A002
+        """The aggregate with `id`, or NotFound naming `field`."""
+        aggregate = self.find(id, kind)
+        if aggregate is None:
+            label = kind.__name__.lower()
+            raise NotFound(f"{label} {id} not found", field)
+        return aggregate
+
+    def exists(self, id: UUID) -> bool:  # noqa: A002
+        """Whether any stream with this id exists (cheap: one indexed read, no replay)."""
+        if id in self.working or id in self.batch.aggregates:
+            return True
+        return bool(self.batch.log.recorder.select_events(id, limit=1))
+
+    def add(self, aggregate: Aggregate) -> None:
+        """Register a newly created aggregate."""
+        self.working[aggregate.id] = aggregate
+        self.start_versions[aggregate.id] = 0
+
+    def _load(self, id: UUID) -> Aggregate | None:  # noqa: A002
+        in_batch = self.batch.aggregates.get(id)
+        if in_batch is not None:
+            return copy.deepcopy(in_batch)
+        try:
+            return self.batch.log.repository.get(id)
+        except AggregateNotFoundError:
+            return None
+
+    def changes(self) -> list[tuple[UUID, int]]:
+        """(stream id, version) of every event this command produced."""
+        return [
+            (id_, version)
+            for id_, aggregate in self.working.items()
+            for version in range(self.start_versions[id_] + 1, aggregate.version + 1)
+        ]
+
+    def commit(self) -> None:
+        """Merge this command's changed aggregates into the batch."""
+        for id_, aggregate in self.working.items():
+            if aggregate.version > self.start_versions[id_]:
+                self.batch.aggregates[id_] = aggregate

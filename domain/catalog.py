@@ -1,0 +1,14 @@
+"""Every public event type of the domain, by its stable `TYPE` name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.activity import Activity
+from domain.base import public_event_types
+from domain.connections import Connection
+from domain.organizations import Organization, Person
+from domain.things import Thing
+
+AGGREGATES = (Organization, Person, Thing, Connection, Activity)
+EVENT_CLASSES: dict[str, type[Any]] = public_event_types(*AGGREGATES)

@@ -1,0 +1,1 @@
+"""Infrastructure shared by the write and read sides: settings, the database server, migrations."""

@@ -1,0 +1,148 @@
+"""Versioned, automatic schema migrations for everything beside the event log's own table.
+
+Each migration runs once, in order, in its own transaction, under an advisory lock so several
+processes starting together do not race. The applied versions are kept in `schema_migrations`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+from infra.database import ConnectionInfo
+
+_LOCK_KEY = 0x0_0E_00_01
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema change."""
+
+    version: int
+    name: str
+    sql: str
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "idempotency and projection checkpoints", """
+        CREATE TABLE idempotency_keys (
+            actor_id text NOT NULL,
+            key text NOT NULL,
+            request_hash text,
+            status int NOT NULL,
+            response jsonb NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (actor_id, key)
+        );
+        CREATE TABLE projection_checkpoints (
+            name text PRIMARY KEY,
+            position bigint NOT NULL DEFAULT 0,
+            updated_at timestamptz NOT NULL DEFAULT now()
+        );
+    """),
+    Migration(2, "read models: things, tags, connections, activity", """
+        CREATE TABLE things (
+            id uuid PRIMARY KEY,
+            org_id text NOT NULL,
+            type text NOT NULL,
+            name text NOT NULL,
+            properties jsonb NOT NULL DEFAULT '{}',
+            status text NOT NULL,
+            tags text[] NOT NULL DEFAULT '{}',
+            created_by text NOT NULL,
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,
+            deleted_at timestamptz,
+            created_position bigint NOT NULL,
+            version int NOT NULL,
+            position bigint NOT NULL
+        );
+        CREATE INDEX things_type_idx ON things (type, created_position DESC);
+        CREATE INDEX things_type_status_idx ON things (type, status, created_position DESC);
+        CREATE INDEX things_org_idx ON things (org_id, created_position DESC);
+        CREATE INDEX things_status_idx ON things (status, created_position DESC);
+
+        CREATE TABLE tags (
+            tag text PRIMARY KEY,
+            category text NOT NULL,
+            value text NOT NULL,
+            usage_count int NOT NULL DEFAULT 0
+        );
+        CREATE INDEX tags_category_idx ON tags (category, usage_count DESC);
+        CREATE TABLE thing_tags (
+            thing_id uuid NOT NULL,
+            tag text NOT NULL,
+            active boolean NOT NULL,
+            version int NOT NULL,
+            tagged_at timestamptz NOT NULL,
+            PRIMARY KEY (thing_id, tag)
+        );
+        CREATE INDEX thing_tags_tag_idx ON thing_tags (tag, thing_id) WHERE active;
+
+        CREATE TABLE connections (
+            id uuid PRIMARY KEY,
+            org_id text NOT NULL,
+            from_id uuid NOT NULL,
+            to_id uuid NOT NULL,
+            type text NOT NULL,
+            metadata jsonb NOT NULL DEFAULT '{}',
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,
+            removed_at timestamptz,
+            version int NOT NULL,
+            position bigint NOT NULL
+        );
+        CREATE INDEX connections_from_type_idx ON connections (from_id, type) WHERE removed_at IS NULL;
+        CREATE INDEX connections_to_type_idx ON connections (to_id, type) WHERE removed_at IS NULL;
+        CREATE INDEX connections_from_to_type_idx ON connections (from_id, to_id, type);
+
+        CREATE TABLE activity (
+            position bigint PRIMARY KEY,
+            event_id uuid NOT NULL,
+            org_id text NOT NULL,
+            type text NOT NULL,
+            actor_id text NOT NULL,
+            target_id uuid,
+            metadata jsonb NOT NULL DEFAULT '{}',
+            occurred_at timestamptz NOT NULL
+        );
+        CREATE INDEX activity_type_time_idx ON activity (type, occurred_at DESC);
+        CREATE INDEX activity_actor_time_idx ON activity (actor_id, occurred_at DESC);
+        CREATE INDEX activity_target_time_idx ON activity (target_id, occurred_at DESC);
+    """),
+)
+
+
+def migrate(db: ConnectionInfo) -> list[int]:
+    """Apply pending migrations; return the versions applied now."""
+    applied_now: list[int] = []
+    with psycopg.connect(db.conninfo, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version int PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            for migration in MIGRATIONS:
+                if migration.version in done:
+                    continue
+                with conn.transaction():
+                    conn.execute(migration.sql.encode())
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                        (migration.version, migration.name),
+                    )
+                applied_now.append(migration.version)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+    return applied_now
+
+
+def schema_version(db: ConnectionInfo) -> int:
+    """The highest applied migration version (0 if none)."""
+    with psycopg.connect(db.conninfo) as conn:
+        row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    return int(row[0]) if row else 0

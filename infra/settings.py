@@ -1,0 +1,38 @@
+"""Runtime configuration read from the environment (and CLI flags)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def default_data_dir() -> Path:
+    """The per-user directory where the embedded PostgreSQL keeps its data."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "one-platform"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ONE needs to start; `from_env` reads the documented variables."""
+
+    database_url: str | None = None
+    data_dir: Path = field(default_factory=default_data_dir)
+    max_batch: int = 512
+    max_body_bytes: int = 256 * 1024
+    read_wait_timeout_s: float = 5.0
+    pool_size: int = 8
+
+    @classmethod
+    def from_env(cls, data_dir: Path | None = None) -> Settings:
+        """Build settings from ONE_* / DATABASE_URL environment variables."""
+        env = os.environ
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            data_dir=data_dir or Path(env.get("ONE_DATA_DIR") or default_data_dir()),
+            max_batch=int(env.get("ONE_MAX_BATCH", "512")),
+            max_body_bytes=int(env.get("ONE_MAX_BODY_BYTES", str(256 * 1024))),
+            read_wait_timeout_s=float(env.get("ONE_READ_WAIT_TIMEOUT", "5")),
+            pool_size=int(env.get("ONE_POOL_SIZE", "8")),
+        )

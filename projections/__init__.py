@@ -1,0 +1,1 @@
+"""Read models: pure projectors (envelope → idempotent SQL), their registry, queries, rebuild."""

@@ -1,0 +1,41 @@
+"""What a projection is: a name, the tables it owns, and a pure projector function.
+
+A projector turns one envelope into a list of SQL statements. Statements are idempotent: each
+guards on the stream version (or log position) its row already reflects, so applying an event
+twice, or an older one after a newer one, changes nothing. Projectors never touch a transport;
+the in-process runner and the Faust agents both call the same functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from streams.envelope import Envelope
+
+Statement = tuple[str, Any]
+"""SQL text and its parameters (a tuple, or a mapping for named placeholders)."""
+Projector = Callable[[Envelope], list[Statement]]
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A named read model."""
+
+    name: str
+    tables: tuple[str, ...]
+    handles: frozenset[str]
+    project: Projector
+
+    def apply(self, envelope: Envelope) -> list[Statement]:
+        """Statements for this envelope, or none if the projection ignores its type."""
+        if envelope.type not in self.handles:
+            return []
+        return self.project(envelope)
+
+
+def split_patch(patch: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """A merge patch as (keys to remove, values to set), for `(col - removed) || set` in SQL."""
+    removed = [k for k, v in patch.items() if v is None]
+    return removed, {k: v for k, v in patch.items() if v is not None}

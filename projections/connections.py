@@ -1,0 +1,51 @@
+"""Connections read model: typed edges between streams, with metadata; tombstoned on removal.
+
+No foreign keys: an edge may arrive before its endpoints (order holds per stream only).
+"""
+
+from __future__ import annotations
+
+from psycopg.types.json import Jsonb
+
+from projections.base import Projection, Statement, split_patch
+from streams.envelope import Envelope
+
+
+def _update(e: Envelope, assignments: str, *params: object) -> Statement:
+    return (
+        f"UPDATE connections SET {assignments}, version = %s, position = %s, updated_at = %s"
+        " WHERE id = %s AND version < %s",
+        (*params, e.version, e.position, e.occurred_at, e.stream_id, e.version),
+    )
+
+
+def project_connections(e: Envelope) -> list[Statement]:
+    """Envelope → upserts of the `connections` table."""
+    d = e.data
+    if e.type == "connection.created":
+        return [(
+            "INSERT INTO connections (id, org_id, from_id, to_id, type, metadata, created_at,"
+            " updated_at, version, position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (id) DO NOTHING",
+            (e.stream_id, e.org_id, d["from_id"], d["to_id"], d["type"], Jsonb(d["metadata"]),
+             e.occurred_at, e.occurred_at, e.version, e.position),
+        )]
+    if e.type == "connection.metadata_updated":
+        removed, values = split_patch(d["metadata"])
+        return [_update(e, "metadata = (metadata - %s::text[]) || %s", removed, Jsonb(values))]
+    if e.type == "connection.removed":
+        return [_update(e, "removed_at = %s", e.occurred_at)]
+    if e.type == "connection.reestablished":
+        return [_update(e, "removed_at = NULL, metadata = %s", Jsonb(d["metadata"]))]
+    return []
+
+
+CONNECTIONS = Projection(
+    name="connections",
+    tables=("connections",),
+    handles=frozenset({
+        "connection.created", "connection.metadata_updated", "connection.removed",
+        "connection.reestablished",
+    }),
+    project=project_connections,
+)

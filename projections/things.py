@@ -1,0 +1,63 @@
+"""Things read model: one row per thing, guarded by stream version."""
+
+from __future__ import annotations
+
+from psycopg.types.json import Jsonb
+
+from projections.base import Projection, Statement, split_patch
+from streams.envelope import Envelope
+
+_GUARD = " WHERE id = %s AND version < %s"
+_STAMP = "version = %s, position = %s, updated_at = %s"
+
+
+def _update(envelope: Envelope, assignments: str, *params: object) -> Statement:
+    sql = f"UPDATE things SET {assignments}, {_STAMP}{_GUARD}"
+    e = envelope
+    return sql, (*params, e.version, e.position, e.occurred_at, e.stream_id, e.version)
+
+
+def project_things(e: Envelope) -> list[Statement]:
+    """Envelope → upserts of the `things` table."""
+    d = e.data
+    if e.type == "thing.created":
+        return [(
+            "INSERT INTO things (id, org_id, type, name, properties, status, tags, created_by,"
+            " created_at, updated_at, created_position, version, position)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (id) DO NOTHING",
+            (e.stream_id, e.org_id, d["type"], d["name"], Jsonb(d["properties"]), d["status"],
+             d["tags"], e.actor_id, e.occurred_at, e.occurred_at, e.position, e.version,
+             e.position),
+        )]
+    if e.type == "thing.updated":
+        removed, values = split_patch(d["properties"])
+        return [_update(
+            e, "name = coalesce(%s, name), properties = (properties - %s::text[]) || %s",
+            d["name"], removed, Jsonb(values),
+        )]
+    if e.type == "thing.status_changed":
+        return [_update(e, "status = %s", d["status"])]
+    if e.type == "thing.tagged":
+        return [_update(
+            e, "tags = tags || ARRAY(SELECT t FROM unnest(%s::text[]) t WHERE t <> ALL(tags))",
+            d["tags"],
+        )]
+    if e.type == "thing.untagged":
+        return [_update(e, "tags = ARRAY(SELECT t FROM unnest(tags) t WHERE t <> ALL(%s))", d["tags"])]
+    if e.type == "thing.deleted":
+        return [_update(e, "deleted_at = %s", e.occurred_at)]
+    if e.type == "thing.restored":
+        return [_update(e, "deleted_at = NULL")]
+    return []
+
+
+THINGS = Projection(
+    name="things",
+    tables=("things",),
+    handles=frozenset({
+        "thing.created", "thing.updated", "thing.status_changed", "thing.tagged",
+        "thing.untagged", "thing.deleted", "thing.restored",
+    }),
+    project=project_things,
+)

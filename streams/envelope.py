@@ -1,0 +1,83 @@
+"""The event envelope: the public, transport-neutral JSON form of one logged event.
+
+Fields: position, stream_id, version, type, schema_version, occurred_at, org_id, actor_id, data.
+Stored events are decoded straight from their JSON state (no domain objects are rebuilt) and
+upcast to the event class's current schema version with the class's own upcast functions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from functools import cache
+from typing import Any
+
+from eventsourcing.persistence import Notification
+from eventsourcing.utils import resolve_topic
+
+_ENVELOPE_KEYS = ("timestamp", "originator_topic", "class_version", "org_id", "actor_id")
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One event as projections, Kafka and replay see it."""
+
+    position: int
+    stream_id: str
+    version: int
+    type: str
+    schema_version: int
+    occurred_at: str
+    org_id: str
+    actor_id: str
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping."""
+        return asdict(self)
+
+    def to_json(self) -> str:
+        """Compact JSON text (one line)."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Envelope:
+        """Inverse of `to_dict` (e.g. for envelopes read back from Kafka or a replay file)."""
+        return cls(**raw)
+
+
+@dataclass(frozen=True)
+class _EventClassInfo:
+    type: str
+    class_version: int
+    upcasters: tuple[Any, ...]
+
+
+@cache
+def _class_info(topic: str) -> _EventClassInfo:
+    cls = resolve_topic(topic)
+    version = int(getattr(cls, "class_version", 1))
+    upcasters = tuple(getattr(cls, f"upcast_v{v}_v{v + 1}") for v in range(1, version))
+    return _EventClassInfo(getattr(cls, "TYPE", "") or topic, version, upcasters)
+
+
+def decode_notification(notification: Notification) -> Envelope:
+    """Turn a stored event (as read from the log) into an envelope, upcasting old versions."""
+    info = _class_info(notification.topic)
+    state: dict[str, Any] = json.loads(notification.state)
+    stored_version = int(state.get("class_version", 1))
+    for upcast in info.upcasters[stored_version - 1:]:
+        upcast(state)
+    timestamp = state["timestamp"]
+    occurred_at = timestamp["_data_"] if isinstance(timestamp, dict) else str(timestamp)
+    return Envelope(
+        position=notification.id,
+        stream_id=str(notification.originator_id),
+        version=notification.originator_version,
+        type=info.type,
+        schema_version=info.class_version,
+        occurred_at=occurred_at,
+        org_id=str(state.get("org_id", "")),
+        actor_id=str(state.get("actor_id", "")),
+        data={k: v for k, v in state.items() if k not in _ENVELOPE_KEYS},
+    )
