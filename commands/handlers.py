@@ -68,7 +68,7 @@ def _expect(aggregate: OneAggregate, ctx: Context) -> None:
         )
 
 
-def _existing(scope: Scope, id: UUID, kind: type[A], ctx: Context) -> A:  # noqa: A002
+def _existing(scope: Scope, id: UUID, kind: type[A], ctx: Context) -> A:
     aggregate = scope.get(id, kind)
     _expect(aggregate, ctx)
     return aggregate

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
 
 from commands.store import EventLog
 from domain.errors import NotFound
@@ -37,7 +37,7 @@ class Scope:
     working: dict[UUID, Aggregate] = field(default_factory=dict)
     start_versions: dict[UUID, int] = field(default_factory=dict)
 
-    def find(self, id: UUID, kind: type[A]) -> A | None:  # noqa: A002
+    def find(self, id: UUID, kind: type[A]) -> A | None:
         """The aggregate with `id` if it exists and is a `kind`, else None."""
         aggregate = self.working.get(id)
         if aggregate is None:
@@ -48,7 +48,7 @@ class Scope:
             self.start_versions[id] = aggregate.version
         return aggregate if isinstance(aggregate, kind) else None
 
-    def get(self, id: UUID, kind: type[A], field: str = "id") -> A:  # noqa: A002
+    def get(self, id: UUID, kind: type[A], field: str = "id") -> A:
         """The aggregate with `id`, or NotFound naming `field`."""
         aggregate = self.find(id, kind)
         if aggregate is None:
@@ -56,7 +56,7 @@ class Scope:
             raise NotFound(f"{label} {id} not found", field)
         return aggregate
 
-    def exists(self, id: UUID) -> bool:  # noqa: A002
+    def exists(self, id: UUID) -> bool:
         """Whether any stream with this id exists (cheap: one indexed read, no replay)."""
         if id in self.working or id in self.batch.aggregates:
             return True
@@ -67,7 +67,7 @@ class Scope:
         self.working[aggregate.id] = aggregate
         self.start_versions[aggregate.id] = 0
 
-    def _load(self, id: UUID) -> Aggregate | None:  # noqa: A002
+    def _load(self, id: UUID) -> Aggregate | None:
         in_batch = self.batch.aggregates.get(id)
         if in_batch is not None:
             return copy.deepcopy(in_batch)

@@ -39,10 +39,10 @@ class Activity(OneAggregate):
     def record(
         cls,
         *,
-        id: UUID,  # noqa: A002
+        id: UUID,
         org_id: str,
         actor_id: str,
-        type: str,  # noqa: A002
+        type: str,
         target_id: UUID | None,
         metadata: dict[str, Any] | None = None,
     ) -> Activity:

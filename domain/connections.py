@@ -15,7 +15,7 @@ from domain.errors import AlreadyExists, InvalidState, ValidationFailed
 from domain.things import Properties, merge_properties
 
 
-def connection_id(from_id: UUID, type: str, to_id: UUID) -> UUID:  # noqa: A002
+def connection_id(from_id: UUID, type: str, to_id: UUID) -> UUID:
     """The deterministic stream id of the relationship `from -type-> to`."""
     return uuid5(NAMESPACE_URL, f"one:connection:{from_id}:{type}:{to_id}")
 
@@ -91,7 +91,7 @@ class Connection(OneAggregate):
         actor_id: str,
         from_id: UUID,
         to_id: UUID,
-        type: str,  # noqa: A002
+        type: str,
         metadata: Properties | None = None,
     ) -> Connection:
         """Validate endpoints, type and metadata, and establish the relationship."""

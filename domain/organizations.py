@@ -48,7 +48,7 @@ class Organization(OneAggregate):
             aggregate.plan = self.plan or aggregate.plan
 
     @classmethod
-    def create(cls, *, id: UUID, actor_id: str, name: str, slug: str, plan: str) -> Organization:  # noqa: A002
+    def create(cls, *, id: UUID, actor_id: str, name: str, slug: str, plan: str) -> Organization:
         """Found an organization; the slug is lowercase letters, digits and dashes."""
         if not _SLUG.match(slug):
             raise ValidationFailed("slug must be lowercase letters, digits and dashes", "slug")
@@ -101,7 +101,7 @@ class Person(OneAggregate):
 
     @classmethod
     def create(
-        cls, *, id: UUID, org_id: str, actor_id: str, name: str, email: str, role: str  # noqa: A002
+        cls, *, id: UUID, org_id: str, actor_id: str, name: str, email: str, role: str
     ) -> Person:
         """Register a person with a valid email and role."""
         if not _EMAIL.match(email):

@@ -128,10 +128,10 @@ class Thing(OneAggregate):
     def create(
         cls,
         *,
-        id: UUID,  # noqa: A002
+        id: UUID,
         org_id: str,
         actor_id: str,
-        type: str,  # noqa: A002
+        type: str,
         name: str,
         properties: Properties | None = None,
         status: str = "draft",

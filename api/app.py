@@ -1,0 +1,57 @@
+"""The FastAPI application: /v1 commands and queries, health, OpenAPI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from api.limits import BodySizeLimit
+from api.problems import install_problem_handlers
+from api.routes import reads, writes
+from api.runtime import Runtime
+from infra.settings import Settings
+
+
+def create_app(runtime: Runtime | None = None, settings: Settings | None = None) -> FastAPI:
+    """Build the app. Without a runtime, one is started on startup and closed on shutdown."""
+    settings = settings or (runtime.settings if runtime else Settings.from_env())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = runtime is None
+        app.state.runtime = runtime or Runtime.start(settings)
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.runtime.close()
+
+    app = FastAPI(title="ONE", version="0.1.0", lifespan=lifespan,
+                  description="Event-sourced backend for the ONE Platform ontology.")
+    install_problem_handlers(app)
+    app.include_router(writes.router)
+    app.include_router(reads.router)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        """Readiness: the database answers and the projection runner is healthy."""
+        rt: Runtime = app.state.runtime
+        try:
+            head = rt.head()
+        except Exception as error:
+            return JSONResponse({"status": "unavailable", "reason": str(error)}, status_code=503)
+        if rt.runner.error is not None:
+            return JSONResponse({"status": "degraded", "reason": str(rt.runner.error)},
+                                status_code=503)
+        return JSONResponse({"status": "ready", "head": head, "projected": rt.runner.position})
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

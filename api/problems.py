@@ -1,0 +1,103 @@
+"""RFC 9457 problem+json responses with stable codes and the field at fault."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.runtime import NotCaughtUp
+from commands.bus import IdempotencyMismatch
+from domain.errors import (
+    AlreadyExists,
+    DomainError,
+    InvalidState,
+    NotFound,
+    ValidationFailed,
+    VersionConflict,
+)
+from domain.ontology import OntologyError
+from projections.queries import BadCursor
+
+PROBLEM_JSON = "application/problem+json"
+STATUS_OF: dict[type[DomainError], int] = {
+    ValidationFailed: 422,
+    NotFound: 404,
+    VersionConflict: 409,
+    AlreadyExists: 409,
+    InvalidState: 409,
+    IdempotencyMismatch: 422,
+}
+
+
+class Problem(Exception):
+    """Raise from a route to answer with a problem document."""
+
+    def __init__(self, status: int, code: str, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.field = status, code, detail, field
+
+
+def problem_response(
+    status: int, code: str, detail: str, field: str | None = None, **extra: Any
+) -> JSONResponse:
+    """Build the problem+json response."""
+    body: dict[str, Any] = {
+        "type": f"https://one-platform.dev/problems/{code}",
+        "title": code.replace("_", " "),
+        "status": status,
+        "code": code,
+        "detail": detail,
+    }
+    if field is not None:
+        body["field"] = field
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def _field_of(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Map every known error to problem+json."""
+
+    @app.exception_handler(Problem)
+    async def _problem(_: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc.status, exc.code, exc.detail, exc.field)
+
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        return problem_response(STATUS_OF.get(type(exc), 422), exc.code, exc.message, exc.field)
+
+    @app.exception_handler(OntologyError)
+    async def _ontology(_: Request, exc: OntologyError) -> JSONResponse:
+        return problem_response(422, exc.code, exc.message, exc.field)
+
+    @app.exception_handler(BadCursor)
+    async def _cursor(_: Request, exc: BadCursor) -> JSONResponse:
+        return problem_response(400, "validation_error", str(exc), "cursor")
+
+    @app.exception_handler(NotCaughtUp)
+    async def _lagging(_: Request, exc: NotCaughtUp) -> JSONResponse:
+        return problem_response(504, "not_caught_up", str(exc), "after")
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": _field_of(tuple(e["loc"])), "message": e["msg"], "type": e["type"]}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"field": "body", "message": "invalid request"}
+        code = "malformed_json" if first.get("type") == "json_invalid" else "validation_error"
+        status = 400 if code == "malformed_json" else 422
+        return problem_response(status, code, first["message"], first["field"], errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return problem_response(exc.status_code, code, str(exc.detail))

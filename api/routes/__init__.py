@@ -1,0 +1,1 @@
+"""HTTP routes: thin shells over commands/ (writes) and projections/queries (reads)."""

