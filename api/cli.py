@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+
+import psycopg
+from psycopg import sql
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from commands.store import EVENTS_TABLE
 from infra.settings import Settings
 
 app = typer.Typer(help="ONE: event-sourced backend for the ONE Platform.", no_args_is_help=True)
@@ -44,8 +48,6 @@ def serve(
 @db_app.command("status")
 def db_status(data_dir: DataDir = None) -> None:
     """Show the database, schema version, log head and projection checkpoints."""
-    import psycopg
-
     from infra.database import resolve_database
     from infra.migrations import migrate, schema_version
     from projections.queries import projection_status
@@ -54,11 +56,7 @@ def db_status(data_dir: DataDir = None) -> None:
     db = resolve_database(settings)
     migrate(db)
     with psycopg.connect(db.conninfo) as conn:
-        head_row = conn.execute(
-            "SELECT coalesce(max(notification_id), 0), count(DISTINCT originator_id)"
-            " FROM stored_events"
-        ).fetchone() if _has_log(conn) else (0, 0)
-        head, streams = head_row if head_row else (0, 0)
+        head, streams = _log_summary(conn)
         status = projection_status(conn, head)
     console.print(f"database: {db.dbname} on {db.host}:{db.port}")
     console.print(f"schema version: {schema_version(db)}   log head: {head}   streams: {streams}")
@@ -68,12 +66,16 @@ def db_status(data_dir: DataDir = None) -> None:
     console.print(table)
 
 
-def _has_log(conn: object) -> bool:
-    import psycopg
-
-    assert isinstance(conn, psycopg.Connection)
-    row = conn.execute("SELECT to_regclass('stored_events') IS NOT NULL").fetchone()
-    return bool(row and row[0])
+def _log_summary(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+    """(head position, number of streams) of the event log, zeros before the first write."""
+    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (EVENTS_TABLE,)).fetchone()
+    if not (exists and exists[0]):
+        return 0, 0
+    query = sql.SQL(
+        "SELECT coalesce(max(notification_id), 0), count(DISTINCT originator_id) FROM {}"
+    ).format(sql.Identifier(EVENTS_TABLE))
+    row = conn.execute(query).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ from domain.catalog import AGGREGATES
 from infra.database import ConnectionInfo
 
 AfterInsert = Callable[[Cursor[DictRow], Sequence[int]], None]
-EVENTS_TABLE = "stored_events"
+EVENTS_TABLE = "one_events"
+"""The log table (eventsourcing names it after the application); also its NOTIFY channel."""
 
 
 class OneRecorder(PostgresApplicationRecorder):

@@ -18,6 +18,7 @@ import uvicorn
 
 from api.app import create_app
 from api.runtime import Runtime
+from commands.store import EVENTS_TABLE
 from infra.database import ConnectionInfo, ensure_database, parse_database_url, start_embedded_server
 from infra.settings import Settings
 
@@ -107,5 +108,5 @@ def client(runtime: Runtime) -> Iterator[httpx.Client]:
 def log_head(db: ConnectionInfo) -> int:
     """Highest position in the event log."""
     with psycopg.connect(db.conninfo) as conn:
-        row = conn.execute("SELECT coalesce(max(notification_id), 0) FROM stored_events").fetchone()
+        row = conn.execute(f"SELECT coalesce(max(notification_id), 0) FROM {EVENTS_TABLE}").fetchone()
     return int(row[0]) if row else 0

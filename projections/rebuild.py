@@ -1,0 +1,37 @@
+"""Rebuild read models from position 0 of the log, and snapshot their tables for comparison."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from commands.store import EventLog
+from infra.database import ConnectionInfo
+from projections.base import Projection
+from projections.store import reset_projection
+from streams.inprocess import InProcessRunner
+
+
+def rebuild(event_log: EventLog, db: ConnectionInfo, projections: Sequence[Projection]) -> int:
+    """Empty the given projections and replay the whole log into them; return events read.
+
+    Run it while no runner is applying to these projections (e.g. `one serve` stopped).
+    """
+    with psycopg.connect(db.conninfo, autocommit=True) as conn:
+        for projection in projections:
+            reset_projection(conn, projection)
+        return InProcessRunner(event_log, db, projections).catch_up(conn)
+
+
+def snapshot(db: ConnectionInfo, projections: Sequence[Projection]) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table of the projections, in a stable order (for equality checks)."""
+    tables: dict[str, list[tuple[Any, ...]]] = {}
+    with psycopg.connect(db.conninfo) as conn:
+        for projection in projections:
+            for table in projection.tables:
+                query = sql.SQL("SELECT * FROM {} ORDER BY 1, 2").format(sql.Identifier(table))
+                tables[table] = [tuple(row) for row in conn.execute(query).fetchall()]
+    return tables
