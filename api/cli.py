@@ -7,18 +7,22 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import psycopg
-from psycopg import sql
-
 import typer
+from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
 from commands.store import EVENTS_TABLE
+from infra.database import ConnectionInfo, resolve_database
+from infra.migrations import migrate, schema_version
 from infra.settings import Settings
+from projections.queries import projection_status
 
 app = typer.Typer(help="ONE: event-sourced backend for the ONE Platform.", no_args_is_help=True)
 db_app = typer.Typer(help="Database and event log.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+projections_app = typer.Typer(help="Read models: status and rebuild.", no_args_is_help=True)
+app.add_typer(projections_app, name="projections")
 console = Console()
 
 DataDir = Annotated[
@@ -48,20 +52,61 @@ def serve(
 @db_app.command("status")
 def db_status(data_dir: DataDir = None) -> None:
     """Show the database, schema version, log head and projection checkpoints."""
-    from infra.database import resolve_database
-    from infra.migrations import migrate, schema_version
-    from projections.queries import projection_status
-
-    settings = Settings.from_env(data_dir)
-    db = resolve_database(settings)
-    migrate(db)
+    db = _database(data_dir)
     with psycopg.connect(db.conninfo) as conn:
         head, streams = _log_summary(conn)
         status = projection_status(conn, head)
     console.print(f"database: {db.dbname} on {db.host}:{db.port}")
     console.print(f"schema version: {schema_version(db)}   log head: {head}   streams: {streams}")
+    _print_projections(status)
+
+
+@projections_app.command("status")
+def projections_status(data_dir: DataDir = None) -> None:
+    """Each projection's position and lag behind the log head."""
+    db = _database(data_dir)
+    with psycopg.connect(db.conninfo) as conn:
+        head, _ = _log_summary(conn)
+        _print_projections(projection_status(conn, head))
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(
+    names: Annotated[list[str] | None, typer.Argument(help="Projections to rebuild (default: all).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Drop the named read models and rebuild them from position 0 of the log (stop `one serve` first)."""
+    import time
+
+    from commands.store import open_event_log
+    from projections.rebuild import rebuild
+    from projections.registry import PROJECTIONS
+
+    unknown = sorted(set(names or []) - set(PROJECTIONS))
+    if unknown:
+        raise typer.BadParameter(f"unknown projection(s) {unknown}; known: {sorted(PROJECTIONS)}")
+    chosen = [PROJECTIONS[n] for n in names] if names else list(PROJECTIONS.values())
+    db = _database(data_dir)
+    event_log = open_event_log(db)
+    started = time.perf_counter()
+    try:
+        count = rebuild(event_log, db, chosen)
+    finally:
+        event_log.close()
+    elapsed = time.perf_counter() - started
+    console.print(f"rebuilt {', '.join(p.name for p in chosen)} from {count} events in "
+                  f"{elapsed:.1f}s ({count / max(elapsed, 1e-9):,.0f} events/s)")
+
+
+def _database(data_dir: Path | None) -> ConnectionInfo:
+    db = resolve_database(Settings.from_env(data_dir))
+    migrate(db)
+    return db
+
+
+def _print_projections(rows: list[dict[str, Any]]) -> None:
     table = Table("projection", "position", "lag", "updated")
-    for row in status:
+    for row in rows:
         table.add_row(row["name"], str(row["position"]), str(row["lag"]), str(row["updated_at"]))
     console.print(table)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -61,10 +62,8 @@ class Runtime:
             CreatePerson(id=SYSTEM_ACTOR_ID, name="System", email="system@one.local",
                          role="platform_owner"),
         ):
-            try:
+            with contextlib.suppress(AlreadyExists):
                 self.bus.execute(command, system)
-            except AlreadyExists:
-                pass
 
     def close(self) -> None:
         """Stop the runner and the writer, close pools."""

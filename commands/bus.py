@@ -182,7 +182,7 @@ class CommandBus:
 
         try:
             if events:
-                self.log.save(*events, after_insert=after_insert)
+                self.log.events.put(events, after_insert=after_insert)
             else:
                 with self.log.recorder.datastore.transaction(commit=True) as curs:  # type: ignore[attr-defined]
                     after_insert(curs, [])

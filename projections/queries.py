@@ -17,6 +17,7 @@ _THING_COLUMNS = (
     "id, org_id, type, name, properties, status, tags, created_by, created_at, updated_at,"
     " deleted_at, version, position, created_position"
 )
+_T_THING_COLUMNS = ", ".join(f"t.{c.strip()}" for c in _THING_COLUMNS.split(","))
 _CONNECTION_COLUMNS = (
     "id, org_id, from_id, to_id, type, metadata, created_at, updated_at, removed_at, version,"
     " position"
@@ -100,8 +101,7 @@ def list_things(
     if cursor is not None:
         where.append("t.created_position < %s")
         params.append(decode_cursor(cursor))
-    columns = ", ".join(f"t.{c.strip()}" for c in _THING_COLUMNS.split(","))
-    rows = _rows(conn, f"SELECT {columns} FROM things t WHERE {' AND '.join(where)}"
+    rows = _rows(conn, f"SELECT {_T_THING_COLUMNS} FROM things t WHERE {' AND '.join(where)}"
                        " ORDER BY t.created_position DESC LIMIT %s", (*params, limit + 1))
     return _page(rows, limit, "created_position")
 
@@ -134,7 +134,7 @@ def creator_profile(conn: Conn, creator_id: UUID) -> Row | None:
         return None
     creator["content"] = _rows(
         conn,
-        f"SELECT DISTINCT ON (t.created_position) {', '.join('t.' + c.strip() for c in _THING_COLUMNS.split(','))}"
+        f"SELECT DISTINCT ON (t.created_position) {_T_THING_COLUMNS}"
         " FROM connections c JOIN things t ON t.id = c.to_id"
         " WHERE c.from_id = %s AND c.type IN ('owns', 'authored') AND c.removed_at IS NULL"
         " AND t.deleted_at IS NULL ORDER BY t.created_position DESC",
