@@ -42,16 +42,16 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
 
     @app.get("/readyz", tags=["health"])
     def readyz() -> JSONResponse:
-        """Readiness: the database answers and the projection runner is healthy."""
+        """Readiness: the database answers and projections are healthy."""
         rt: Runtime = app.state.runtime
         try:
             head = rt.head()
         except Exception as error:
             return JSONResponse({"status": "unavailable", "reason": str(error)}, status_code=503)
-        if rt.runner.error is not None:
-            return JSONResponse({"status": "degraded", "reason": str(rt.runner.error)},
-                                status_code=503)
-        return JSONResponse({"status": "ready", "head": head, "projected": rt.runner.position})
+        error = rt.projection_error()
+        if error is not None:
+            return JSONResponse({"status": "degraded", "reason": error}, status_code=503)
+        return JSONResponse({"status": "ready", "head": head, "projected": rt.projected()})
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

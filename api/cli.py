@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -42,11 +43,67 @@ def serve(
 
     from api.app import create_app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _logging()
     settings = Settings.from_env(data_dir)
     where = (settings.database_url and "DATABASE_URL") or f"embedded PostgreSQL in {settings.data_dir}"
     console.print(f"[bold]ONE[/] serving on http://{host}:{port} using {where}")
     uvicorn.run(create_app(settings=settings), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def relay(data_dir: DataDir = None) -> None:
+    """Publish the event log to Kafka (needs KAFKA_BOOTSTRAP_SERVERS)."""
+    from commands.store import open_event_log
+    from streams.relay import KafkaTarget, Relay
+
+    _logging()
+    settings = _distributed_settings(data_dir)
+    db = _database(data_dir)
+    assert settings.kafka_bootstrap is not None
+    target = KafkaTarget(settings.kafka_bootstrap, settings.kafka_topic, settings.kafka_partitions)
+    console.print(f"[bold]ONE relay[/] {db.dbname} → {target.bootstrap}/{target.topic}")
+    Relay(open_event_log(db), db, target).run()
+
+
+@app.command()
+def worker(
+    data_dir: DataDir = None,
+    loglevel: Annotated[str, typer.Option(help="Faust log level.")] = "WARNING",
+) -> None:
+    """Run a Faust projection worker (needs KAFKA_BOOTSTRAP_SERVERS); start several to scale."""
+    from streams.faust_app import run_worker
+
+    settings = _distributed_settings(data_dir)
+    run_worker(settings, _database(data_dir), loglevel)
+
+
+@app.command()
+def replay(
+    from_position: Annotated[int, typer.Option("--from-position", help="First log position.")] = 1,
+    since: Annotated[
+        datetime | None, typer.Option(help="Only events at or after this time (ISO 8601).")
+    ] = None,
+    types: Annotated[
+        list[str] | None, typer.Option("--type", help="Only these event types (repeatable).")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Write the log as JSON-lines envelopes to stdout."""
+    import sys
+
+    from commands.store import open_event_log
+    from streams.replay import replay as replay_log
+
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    event_log = open_event_log(_database(data_dir))
+    try:
+        out = sys.stdout
+        for envelope in replay_log(event_log, from_position, since, frozenset(types or ())):
+            out.write(envelope.to_json())
+            out.write("\n")
+    finally:
+        event_log.close()
 
 
 @db_app.command("status")
@@ -96,6 +153,18 @@ def projections_rebuild(
     elapsed = time.perf_counter() - started
     console.print(f"rebuilt {', '.join(p.name for p in chosen)} from {count} events in "
                   f"{elapsed:.1f}s ({count / max(elapsed, 1e-9):,.0f} events/s)")
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def _distributed_settings(data_dir: Path | None) -> Settings:
+    settings = Settings.from_env(data_dir)
+    if not settings.distributed:
+        console.print("[red]KAFKA_BOOTSTRAP_SERVERS is not set[/]")
+        raise typer.Exit(2)
+    return settings
 
 
 def _database(data_dir: Path | None) -> ConnectionInfo:

@@ -82,6 +82,14 @@ async def send_command(
     return JSONResponse(result.body, status_code=result.status, headers=headers)
 
 
+def clean_query(request: Request) -> None:
+    """Refuse query parameters PostgreSQL cannot compare or store (NUL characters)."""
+    for name, value in request.query_params.multi_items():
+        if "\x00" in name or "\x00" in value:
+            raise Problem(422, "validation_error", "query parameters must not contain NUL",
+                          name.replace("\x00", ""))
+
+
 async def consistent_read(
     rt: RuntimeDep,
     after: Annotated[int | None, Query(ge=0, description="wait until this log position is visible")] = None,
@@ -101,3 +109,4 @@ def read_connection(rt: RuntimeDep) -> Iterator[Conn]:
 
 ReadDep = Annotated[Conn, Depends(read_connection)]
 Consistent = Depends(consistent_read)
+CleanQuery = Depends(clean_query)

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.limits import BodyTooLarge
 from api.runtime import NotCaughtUp
 from commands.bus import IdempotencyMismatch
 from domain.errors import (
@@ -19,7 +20,6 @@ from domain.errors import (
     ValidationFailed,
     VersionConflict,
 )
-from domain.ontology import OntologyError
 from projections.queries import BadCursor
 
 PROBLEM_JSON = "application/problem+json"
@@ -74,10 +74,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         return problem_response(STATUS_OF.get(type(exc), 422), exc.code, exc.message, exc.field)
 
-    @app.exception_handler(OntologyError)
-    async def _ontology(_: Request, exc: OntologyError) -> JSONResponse:
-        return problem_response(422, exc.code, exc.message, exc.field)
-
     @app.exception_handler(BadCursor)
     async def _cursor(_: Request, exc: BadCursor) -> JSONResponse:
         return problem_response(400, "validation_error", str(exc), "cursor")
@@ -92,6 +88,9 @@ def install_problem_handlers(app: FastAPI) -> None:
             {"field": _field_of(tuple(e["loc"])), "message": e["msg"], "type": e["type"]}
             for e in exc.errors()
         ]
+        for error in errors:
+            if error["type"] == "json_invalid":  # loc is (body, character offset)
+                error["field"] = "body"
         first = errors[0] if errors else {"field": "body", "message": "invalid request"}
         code = "malformed_json" if first.get("type") == "json_invalid" else "validation_error"
         status = 400 if code == "malformed_json" else 422
@@ -99,5 +98,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, BodyTooLarge):  # a streamed body outgrew the limit
+            return problem_response(413, "payload_too_large", "request body is too large", "body")
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return problem_response(exc.status_code, code, str(exc.detail))

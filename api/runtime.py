@@ -19,6 +19,7 @@ from infra.migrations import migrate
 from infra.settings import Settings
 from projections.registry import PROJECTIONS
 from streams.inprocess import InProcessRunner
+from streams.watermarks import lowest_watermark
 
 
 class NotCaughtUp(Exception):
@@ -33,7 +34,7 @@ class Runtime:
     db: ConnectionInfo
     event_log: EventLog
     bus: CommandBus
-    runner: InProcessRunner
+    runner: InProcessRunner | None
     reads: ConnectionPool
     started_at: float = field(default_factory=time.time)
 
@@ -43,7 +44,9 @@ class Runtime:
         db = db or resolve_database(settings)
         migrate(db)
         event_log = open_event_log(db, pool_size=settings.pool_size)
-        runner = InProcessRunner(event_log, db, list(PROJECTIONS.values()))
+        runner = None if settings.distributed else InProcessRunner(
+            event_log, db, list(PROJECTIONS.values())
+        )
         bus = CommandBus(event_log, max_batch=settings.max_batch).start()
         reads = ConnectionPool(
             db.conninfo, min_size=2, max_size=settings.pool_size, open=True,
@@ -51,7 +54,8 @@ class Runtime:
         )
         runtime = cls(settings, db, event_log, bus, runner, reads)
         runtime.bootstrap()
-        runner.start()
+        if runner is not None:
+            runner.start()
         return runtime
 
     def bootstrap(self) -> None:
@@ -67,7 +71,8 @@ class Runtime:
 
     def close(self) -> None:
         """Stop the runner and the writer, close pools."""
-        self.runner.stop()
+        if self.runner is not None:
+            self.runner.stop()
         self.bus.stop()
         self.reads.close()
         self.event_log.close()
@@ -76,23 +81,43 @@ class Runtime:
         """The highest position in the log."""
         return self.event_log.recorder.max_notification_id() or 0
 
+    def projected(self) -> int:
+        """The log position up to which every read model is complete.
+
+        Embedded mode: the in-process runner's position. Distributed mode: the lowest partition
+        watermark the Faust workers have stored (0 until every partition has one).
+        """
+        if self.runner is not None:
+            return self.runner.position
+        with self.reads.connection() as conn:
+            return lowest_watermark(conn, self.settings.kafka_topic, self.settings.kafka_partitions)
+
+    def projection_error(self) -> str | None:
+        """Why projections are unhealthy, if they are (embedded mode)."""
+        if self.runner is not None and self.runner.error is not None:
+            return str(self.runner.error)
+        return None
+
     async def wait_for(self, position: int, timeout: float | None = None) -> None:
         """Wait until the read models reflect `position` (read-your-writes)."""
         limit = self.settings.read_wait_timeout_s if timeout is None else timeout
         deadline = time.monotonic() + limit
         delay = 0.001
-        while self.runner.position < position:
+        while (reached := await self._projected_async()) < position:
             if time.monotonic() >= deadline:
-                raise NotCaughtUp(
-                    f"read models are at {self.runner.position}, not yet at {position}"
-                )
+                raise NotCaughtUp(f"read models are at {reached}, not yet at {position}")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.02)
+
+    async def _projected_async(self) -> int:
+        if self.runner is not None:
+            return self.runner.position
+        return await asyncio.to_thread(self.projected)
 
     def wait_for_sync(self, position: int, timeout: float = 10.0) -> None:
         """Blocking variant of `wait_for` (tests, CLI, benchmarks)."""
         deadline = time.monotonic() + timeout
-        while self.runner.position < position:
+        while (reached := self.projected()) < position:
             if time.monotonic() >= deadline:
-                raise NotCaughtUp(f"read models at {self.runner.position}, wanted {position}")
+                raise NotCaughtUp(f"read models at {reached}, wanted {position}")
             time.sleep(0.005)

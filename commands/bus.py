@@ -22,6 +22,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from eventsourcing.persistence import IntegrityError as EventsourcingIntegrityError
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
@@ -30,7 +31,6 @@ from commands.handlers import HANDLERS, Context, Reply
 from commands.store import EventLog
 from commands.unit_of_work import Batch, Scope
 from domain.errors import DomainError, VersionConflict
-from domain.ontology import OntologyError
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class CommandBus:
             scope = Scope(batch)
             try:
                 reply = HANDLERS[type(item.command)](item.command, item.ctx, scope)
-            except (DomainError, OntologyError) as refusal:
+            except DomainError as refusal:
                 item.future.set_exception(refusal)
                 continue
             except Exception as error:
@@ -186,7 +186,7 @@ class CommandBus:
             else:
                 with self.log.recorder.datastore.transaction(commit=True) as curs:  # type: ignore[attr-defined]
                     after_insert(curs, [])
-        except psycopg.IntegrityError as conflict:
+        except (psycopg.IntegrityError, EventsourcingIntegrityError) as conflict:
             if len(accepted) > 1:
                 log.info("batch of %d hit a conflict; retrying one by one", len(accepted))
                 for one in accepted:

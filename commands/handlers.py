@@ -7,6 +7,7 @@ the primary stream.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -51,11 +52,41 @@ Handler = Callable[[Any, Context, Scope], Reply]
 HANDLERS: dict[type[Any], Handler] = {}
 
 
+def _check_storable(value: Any, field: str) -> None:
+    """Refuse values the log or the read models cannot store (NaN/Infinity, NUL, lone surrogates).
+
+    Such values would be appended and then poison the projections (PostgreSQL json/text reject
+    them) or fail the whole group commit when the events are encoded.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValidationFailed(f"{field} must not contain NUL characters", field)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationFailed(f"{field} is not valid Unicode text", field) from None
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationFailed(f"{field} must be a finite number", field)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_storable(key, field)
+            _check_storable(item, f"{field}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_storable(item, f"{field}[{index}]")
+
+
 def handles(command_type: type[Any]) -> Callable[[Handler], Handler]:
-    """Register a handler for a command type."""
+    """Register a handler for a command type (its input is checked to be storable first)."""
 
     def register(handler: Handler) -> Handler:
-        HANDLERS[command_type] = handler
+        def checked(cmd: Any, ctx: Context, scope: Scope) -> Reply:
+            for name, value in cmd.model_dump().items():
+                _check_storable(value, name)
+            return handler(cmd, ctx, scope)
+
+        HANDLERS[command_type] = checked
         return handler
 
     return register

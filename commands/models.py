@@ -11,7 +11,7 @@ JsonObject = dict[str, Any]
 
 
 class StrictModel(BaseModel):
-    """Unknown fields are refused; values are not coerced across types."""
+    """Unknown fields are refused; models are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -176,7 +176,7 @@ class Collaborator(StrictModel):
     """A co-owner of new content and their share of its revenue (0..1)."""
 
     entity_id: UUID
-    revenue_share: float = Field(ge=0, le=1)
+    revenue_share: float = Field(ge=0, le=1, strict=True)
 
 
 class CreateContent(StrictModel):

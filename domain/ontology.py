@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
+from domain.errors import ValidationFailed
+
 __all__ = [
     "CONNECTION_TYPES",
     "CONNECTION_TYPE_GROUPS",
@@ -357,21 +359,17 @@ LEGACY_ALIASES: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
 
 
 # --------------------------------------------------------------------------- errors
-class OntologyError(ValueError):
-    """Invalid input against the ontology; carries the field at fault and a stable code."""
+class OntologyError(ValidationFailed, ValueError):
+    """Invalid input against the ontology; carries the field at fault and the stable code
+    `validation_error` (it is a `ValidationFailed`, so callers handle one error family)."""
 
     field: str
-    code: str
-    message: str
 
-    def __init__(self, field: str, message: str, code: str = "validation_error") -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-        self.code = code
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message, field)
 
     def __repr__(self) -> str:
-        return f"OntologyError(field={self.field!r}, message={self.message!r}, code={self.code!r})"
+        return f"OntologyError(field={self.field!r}, message={self.message!r})"
 
 
 # ------------------------------------------------------------------------- helpers

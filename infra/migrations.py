@@ -111,6 +111,24 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX activity_actor_time_idx ON activity (actor_id, occurred_at DESC);
         CREATE INDEX activity_target_time_idx ON activity (target_id, occurred_at DESC);
     """),
+    Migration(3, "distributed mode: partition watermarks and parked (poison) events", """
+        CREATE TABLE stream_watermarks (
+            topic text NOT NULL,
+            partition int NOT NULL,
+            position bigint NOT NULL,
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (topic, partition)
+        );
+        CREATE TABLE projection_errors (
+            id bigserial PRIMARY KEY,
+            position bigint NOT NULL,
+            stream_id text NOT NULL,
+            event_type text NOT NULL,
+            error text NOT NULL,
+            envelope jsonb NOT NULL,
+            occurred_at timestamptz NOT NULL DEFAULT now()
+        );
+    """),
 )
 
 

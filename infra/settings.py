@@ -23,6 +23,15 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     read_wait_timeout_s: float = 5.0
     pool_size: int = 8
+    kafka_bootstrap: str | None = None
+    kafka_topic: str = "one.events"
+    kafka_partitions: int = 8
+    faust_app_id: str = "one-projections"
+
+    @property
+    def distributed(self) -> bool:
+        """True when Kafka carries the log to the projection workers (no in-process runner)."""
+        return self.kafka_bootstrap is not None
 
     @classmethod
     def from_env(cls, data_dir: Path | None = None) -> Settings:
@@ -35,4 +44,8 @@ class Settings:
             max_body_bytes=int(env.get("ONE_MAX_BODY_BYTES", str(256 * 1024))),
             read_wait_timeout_s=float(env.get("ONE_READ_WAIT_TIMEOUT", "5")),
             pool_size=int(env.get("ONE_POOL_SIZE", "8")),
+            kafka_bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+            kafka_topic=env.get("ONE_KAFKA_TOPIC", "one.events"),
+            kafka_partitions=int(env.get("ONE_KAFKA_PARTITIONS", "8")),
+            faust_app_id=env.get("ONE_FAUST_APP_ID", "one-projections"),
         )

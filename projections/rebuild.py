@@ -26,6 +26,30 @@ def rebuild(event_log: EventLog, db: ConnectionInfo, projections: Sequence[Proje
         return InProcessRunner(event_log, db, projections).catch_up(conn)
 
 
+def rebuild_via_topic(
+    db: ConnectionInfo, projections: Sequence[Projection], bootstrap: str, topic: str, group: str
+) -> None:
+    """Prepare a rebuild by replaying the Kafka topic through the Faust workers.
+
+    Empties the projections, forgets the topic's watermarks and deletes the workers' consumer
+    group, so the next `one worker` consumes the topic from its first offset. The workers must be
+    stopped while this runs (Kafka refuses to delete an active group).
+    """
+    from kafka import KafkaAdminClient
+
+    with psycopg.connect(db.conninfo, autocommit=True) as conn:
+        for projection in projections:
+            reset_projection(conn, projection)
+        conn.execute("DELETE FROM stream_watermarks WHERE topic = %s", (topic,))
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="one-rebuild")
+    try:
+        for group_id, outcome in admin.delete_groups([group]).items():
+            if outcome not in ("OK", "GroupIdNotFoundError"):  # not found: nothing committed yet
+                raise RuntimeError(f"could not delete consumer group {group_id}: {outcome}")
+    finally:
+        admin.close()
+
+
 def snapshot(db: ConnectionInfo, projections: Sequence[Projection]) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table of the projections, in a stable order (for equality checks)."""
     tables: dict[str, list[tuple[Any, ...]]] = {}

@@ -5,14 +5,19 @@ Both the in-process runner and (in distributed mode) the Faust agents call `appl
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from itertools import groupby
 from operator import itemgetter
+from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from projections.base import Projection, Statement
 from streams.envelope import Envelope
+
+log = logging.getLogger(__name__)
 
 
 def read_checkpoints(conn: psycopg.Connection[object], names: Iterable[str]) -> dict[str, int]:
@@ -39,15 +44,7 @@ def apply_batch(
         return checkpoints
     end = up_to if up_to is not None else envelopes[-1].position
     with conn.transaction(), conn.cursor() as cur:
-        for projection in projections:
-            since = checkpoints[projection.name]
-            statements = [
-                statement
-                for envelope in envelopes
-                if envelope.position > since
-                for statement in projection.apply(envelope)
-            ]
-            _execute_in_runs(cur, statements)
+        apply_statements(cur, projections, envelopes, checkpoints)
         moved = {p.name: end for p in projections if end > checkpoints[p.name]}
         if moved:
             cur.executemany(
@@ -58,6 +55,65 @@ def apply_batch(
                 list(moved.items()),
             )
     return {**checkpoints, **moved}
+
+
+def is_transient(error: BaseException) -> bool:
+    """Errors worth retrying as they are (the database went away), as opposed to a bad event."""
+    return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
+
+
+def park(conn: psycopg.Connection[object], raw: dict[str, Any], error: BaseException) -> None:
+    """Record an event that no projection could apply, so it is reported instead of blocking."""
+    with conn.transaction():
+        conn.execute(
+            "INSERT INTO projection_errors (position, stream_id, event_type, error, envelope)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            (int(raw.get("position", -1)), str(raw.get("stream_id", "")), str(raw.get("type", "")),
+             f"{type(error).__name__}: {error}", Jsonb(raw)),
+        )
+    log.error("parked event at position %s: %s", raw.get("position"), error)
+
+
+def apply_or_park(
+    conn: psycopg.Connection[object],
+    projections: Sequence[Projection],
+    envelopes: Sequence[Envelope],
+    checkpoints: dict[str, int],
+) -> dict[str, int]:
+    """`apply_batch`; if the batch fails on a bad event, apply one by one and park the bad ones."""
+    try:
+        return apply_batch(conn, projections, envelopes, checkpoints)
+    except Exception as error:
+        if is_transient(error):
+            raise
+        log.warning("batch of %d failed; applying one by one", len(envelopes), exc_info=True)
+    for envelope in envelopes:
+        try:
+            checkpoints = apply_batch(conn, projections, [envelope], checkpoints)
+        except Exception as error:
+            if is_transient(error):
+                raise
+            park(conn, envelope.to_dict(), error)
+            checkpoints = apply_batch(conn, projections, [], checkpoints, up_to=envelope.position)
+    return checkpoints
+
+
+def apply_statements(
+    cur: psycopg.Cursor[object],
+    projections: Sequence[Projection],
+    envelopes: Sequence[Envelope],
+    since: dict[str, int] | None = None,
+) -> None:
+    """Run every projection's statements for the envelopes (those after `since[name]`, if given)."""
+    for projection in projections:
+        after = since[projection.name] if since is not None else 0
+        statements = [
+            statement
+            for envelope in envelopes
+            if envelope.position > after
+            for statement in projection.apply(envelope)
+        ]
+        _execute_in_runs(cur, statements)
 
 
 def _execute_in_runs(cur: psycopg.Cursor[object], statements: list[Statement]) -> None:

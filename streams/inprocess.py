@@ -16,7 +16,7 @@ import psycopg
 from commands.store import EVENTS_TABLE, EventLog
 from infra.database import ConnectionInfo
 from projections.base import Projection
-from projections.store import apply_batch, read_checkpoints
+from projections.store import apply_or_park, read_checkpoints
 from streams.envelope import decode_notification
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class InProcessRunner:
             if not notifications:
                 return applied
             envelopes = [decode_notification(n) for n in notifications]
-            self.checkpoints = apply_batch(conn, self.projections, envelopes, self.checkpoints)
+            self.checkpoints = apply_or_park(conn, self.projections, envelopes, self.checkpoints)
             applied += len(envelopes)
         return applied
 

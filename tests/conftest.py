@@ -20,6 +20,7 @@ from api.app import create_app
 from api.runtime import Runtime
 from commands.store import EVENTS_TABLE
 from infra.database import ConnectionInfo, ensure_database, parse_database_url, start_embedded_server
+from infra.kafka_broker import KafkaBroker
 from infra.settings import Settings
 
 
@@ -110,3 +111,19 @@ def log_head(db: ConnectionInfo) -> int:
     with psycopg.connect(db.conninfo) as conn:
         row = conn.execute(f"SELECT coalesce(max(notification_id), 0) FROM {EVENTS_TABLE}").fetchone()
     return int(row[0]) if row else 0
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A real Apache Kafka broker (KRaft) for the session; the tests fail if it cannot start."""
+    broker = KafkaBroker(data_dir=tmp_path_factory.mktemp("kafka-session"), partitions=4)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def database_url(db: ConnectionInfo) -> str:
+    """A DATABASE_URL for subprocesses (`one relay`, `one worker`, `one serve`)."""
+    return f"postgresql://{db.user}@/{db.dbname}?host={db.host}&port={db.port}"

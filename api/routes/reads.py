@@ -10,11 +10,11 @@ from fastapi import APIRouter, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from api.deps import Consistent, ReadDep, RuntimeDep
+from api.deps import CleanQuery, Consistent, ReadDep, RuntimeDep
 from api.problems import Problem
 from projections import queries as q
 
-router = APIRouter(prefix="/v1", tags=["queries"], dependencies=[Consistent])
+router = APIRouter(prefix="/v1", tags=["queries"], dependencies=[CleanQuery, Consistent])
 Limit = Annotated[int, Query(ge=1, le=500)]
 
 

@@ -7,12 +7,12 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import ContextDep, RuntimeDep, send_command
+from api.deps import CleanQuery, ContextDep, RuntimeDep, send_command
 from commands import models as m
 from domain.connections import connection_id
 from domain.ontology import normalize_connection_type
 
-router = APIRouter(prefix="/v1", tags=["commands"])
+router = APIRouter(prefix="/v1", tags=["commands"], dependencies=[CleanQuery])
 Resp = JSONResponse
 
 

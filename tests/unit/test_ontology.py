@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from domain import ontology as o
+from domain.errors import ValidationFailed
 from domain.ontology import (
     CONNECTION_TYPES,
     EVENT_TYPES,
@@ -279,10 +280,10 @@ def test_non_string_type_is_rejected_not_crashing() -> None:
     assert err.value.field == "type"
 
 
-def test_ontology_error_is_value_error() -> None:
-    err = OntologyError("f", "msg", code="custom")
-    assert isinstance(err, ValueError)
-    assert (err.field, err.message, err.code) == ("f", "msg", "custom")
+def test_ontology_error_is_a_validation_failure() -> None:
+    err = OntologyError("f", "msg")
+    assert isinstance(err, ValueError) and isinstance(err, ValidationFailed)
+    assert (err.field, err.message, err.code) == ("f", "msg", "validation_error")
 
 
 # ------------------------------------------------------------------ simple validators

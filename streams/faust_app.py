@@ -1,0 +1,78 @@
+"""The Faust projection workers (`one worker`): consume the event topic, run the projectors.
+
+The agent takes records in batches and hands each batch to `streams.kafka_apply.apply_records`,
+the same projector functions the in-process runner uses, in one database transaction. Faust
+acknowledges the batch only after that transaction commits, so committed offsets never run ahead
+of the read models; Faust's exactly-once mode is not used. Records that cannot be projected go
+to the dead-letter topic `<topic>.dlq` (and `projection_errors`) instead of blocking a partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import faust
+import psycopg
+
+from infra.database import ConnectionInfo
+from infra.settings import Settings
+from projections.registry import PROJECTIONS
+from streams.kafka_apply import Record, apply_records
+from streams.relay import KafkaTarget, ensure_topic
+
+log = logging.getLogger(__name__)
+
+
+def create_faust_app(settings: Settings, db: ConnectionInfo, batch_size: int = 1000) -> faust.App:
+    """Build the Faust app for the configured broker and topic."""
+    assert settings.kafka_bootstrap, "KAFKA_BOOTSTRAP_SERVERS is not set"
+    app = faust.App(
+        settings.faust_app_id,
+        broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_disable_leader=True,
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=0.2,
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        producer_acks=-1,
+        stream_wait_empty=False,
+    )
+    topic = app.topic(settings.kafka_topic, key_type=bytes, value_type=bytes,
+                      partitions=settings.kafka_partitions)
+    dead_letters = app.topic(f"{settings.kafka_topic}.dlq", key_type=bytes, value_type=bytes)
+    projections = list(PROJECTIONS.values())
+    conn = psycopg.connect(db.conninfo, autocommit=True)
+
+    @app.agent(topic)
+    async def project(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(batch_size, within=0.01):
+            records = [Record(e.message.partition, e.value) for e in events]
+            parked = await asyncio.to_thread(
+                apply_records, conn, projections, settings.kafka_topic, records
+            )
+            for item in parked:
+                await dead_letters.send(value=json.dumps({
+                    "error": item.error, "partition": item.record.partition,
+                    "value": item.record.value.decode(errors="replace"),
+                }).encode())
+
+    return app
+
+
+def run_worker(settings: Settings, db: ConnectionInfo, loglevel: str = "WARNING") -> None:
+    """Run one worker until stopped (SIGTERM/SIGINT).
+
+    The topic is created first if missing: Faust ignores a topic that does not exist when it
+    subscribes, and would never consume it."""
+    assert settings.kafka_bootstrap, "KAFKA_BOOTSTRAP_SERVERS is not set"
+    ensure_topic(KafkaTarget(settings.kafka_bootstrap, settings.kafka_topic,
+                             settings.kafka_partitions))
+    app = create_faust_app(settings, db)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()

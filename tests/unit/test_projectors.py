@@ -1,0 +1,233 @@
+"""Pure projectors: an envelope in, SQL statements out (no database)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from eventsourcing.application import Application
+from psycopg.types.json import Jsonb
+
+from domain.things import Thing
+from projections.activity import ACTIVITY, activity_of, project_activity
+from projections.base import split_patch
+from projections.connections import CONNECTIONS, project_connections
+from projections.registry import PROJECTIONS
+from projections.tags import TAGS, project_tags
+from projections.things import THINGS, project_things
+from streams.envelope import Envelope, decode_notification
+
+STREAM = str(uuid.uuid4())
+ORG = str(uuid.uuid4())
+ACTOR = str(uuid.uuid4())
+AT = "2026-01-02T03:04:05.000006+00:00"
+
+
+def env(type: str, data: dict[str, Any] | None = None, *, version: int = 3,
+        position: int = 42) -> Envelope:
+    return Envelope(position=position, stream_id=STREAM, version=version, type=type,
+                    schema_version=1, occurred_at=AT, org_id=ORG, actor_id=ACTOR,
+                    data=data or {})
+
+
+def unwrap(params: Any) -> Any:
+    """Statement parameters with Jsonb wrappers replaced by ('jsonb', value)."""
+    if isinstance(params, dict):
+        return {k: unwrap(v) for k, v in params.items()}
+    if isinstance(params, tuple):
+        return tuple(unwrap(p) for p in params)
+    if isinstance(params, Jsonb):
+        return ("jsonb", params.obj)
+    return params
+
+
+def only(statements: list[tuple[str, Any]]) -> tuple[str, Any]:
+    assert len(statements) == 1, statements
+    sql, params = statements[0]
+    if isinstance(params, tuple):
+        assert sql.count("%s") == len(params), "one parameter per placeholder"
+    return sql, unwrap(params)
+
+
+GUARD = (3, 42, AT, STREAM, 3)  # SET version, position, updated_at; WHERE id, version <
+
+THING_CREATED = {"type": "course", "name": "Yoga", "properties": {"a": 1}, "status": "draft",
+                 "tags": ["topic:ai", "skill:go"], "originator_topic": "domain.things:Thing"}
+
+
+# ---- things --------------------------------------------------------------------------------
+
+
+def test_thing_created_inserts_a_row() -> None:
+    sql, params = only(project_things(env("thing.created", THING_CREATED, version=1)))
+    assert sql.startswith("INSERT INTO things") and "ON CONFLICT (id) DO NOTHING" in sql
+    assert params == (STREAM, ORG, "course", "Yoga", ("jsonb", {"a": 1}), "draft",
+                      ["topic:ai", "skill:go"], ACTOR, AT, AT, 42, 1, 42)
+
+
+def test_thing_updated_splits_the_merge_patch() -> None:
+    sql, params = only(project_things(env("thing.updated", {
+        "name": None, "properties": {"gone": None, "kept": 2, "other": None}})))
+    assert sql.startswith("UPDATE things SET name = coalesce(%s, name)")
+    assert "(properties - %s::text[]) || %s" in sql
+    assert sql.endswith("WHERE id = %s AND version < %s")
+    assert params == (None, ["gone", "other"], ("jsonb", {"kept": 2}), *GUARD)
+
+
+@pytest.mark.parametrize(("type", "data", "assignment", "values"), [
+    ("thing.status_changed", {"status": "published", "previous": "draft"}, "status = %s",
+     ("published",)),
+    ("thing.tagged", {"tags": ["goal:job"]}, "tags = tags || ARRAY(", (["goal:job"],)),
+    ("thing.untagged", {"tags": ["goal:job"]}, "tags = ARRAY(SELECT t FROM unnest(tags)",
+     (["goal:job"],)),
+    ("thing.deleted", {}, "deleted_at = %s", (AT,)),
+    ("thing.restored", {}, "deleted_at = NULL", ()),
+])
+def test_thing_changes_are_version_guarded_updates(
+    type: str, data: dict[str, Any], assignment: str, values: tuple[Any, ...]
+) -> None:
+    sql, params = only(project_things(env(type, data)))
+    assert sql.startswith(f"UPDATE things SET {assignment}")
+    assert "version = %s, position = %s, updated_at = %s WHERE id = %s AND version < %s" in sql
+    assert params == (*values, *GUARD)
+
+
+# ---- tags --------------------------------------------------------------------------------------
+
+
+def test_tags_attach_one_statement_per_tag() -> None:
+    statements = project_tags(env("thing.created", THING_CREATED, version=1))
+    assert len(statements) == 2
+    for (sql, params), (tag, category, value) in zip(
+            statements, [("topic:ai", "topic", "ai"), ("skill:go", "skill", "go")], strict=True):
+        assert "INSERT INTO thing_tags" in sql and "INSERT INTO tags" in sql
+        assert "WHERE thing_tags.version < excluded.version" in sql
+        assert params == {"thing": STREAM, "tag": tag, "version": 1, "at": AT,
+                          "category": category, "value": value}
+    tagged = project_tags(env("thing.tagged", {"tags": ["topic:a:b"]}))
+    assert tagged[0][1]["category"] == "topic" and tagged[0][1]["value"] == "a:b"
+
+
+def test_tags_detach_decrements_only_active_rows() -> None:
+    (sql, params), = project_tags(env("thing.untagged", {"tags": ["goal:job"]}))
+    assert sql.strip().startswith("WITH flipped AS (\n    UPDATE thing_tags SET active = false")
+    assert "AND active" in sql and "usage_count = usage_count - 1" in sql
+    assert params["tag"] == "goal:job" and params["version"] == 3
+
+
+def test_tags_ignore_things_without_tags_and_other_types() -> None:
+    assert project_tags(env("thing.created", {**THING_CREATED, "tags": []})) == []
+    for type in ("thing.updated", "thing.deleted", "connection.created", "activity.recorded"):
+        assert TAGS.apply(env(type, {"tags": ["topic:x"]})) == []
+
+
+# ---- connections -----------------------------------------------------------------------------
+
+
+def test_connection_created_inserts_an_edge() -> None:
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    sql, params = only(project_connections(env("connection.created", {
+        "from_id": a, "to_id": b, "type": "owns", "metadata": {"revenueShare": 0.5}},
+        version=1)))
+    assert sql.startswith("INSERT INTO connections") and "ON CONFLICT (id) DO NOTHING" in sql
+    assert params == (STREAM, ORG, a, b, "owns", ("jsonb", {"revenueShare": 0.5}), AT, AT, 1, 42)
+
+
+@pytest.mark.parametrize(("type", "data", "assignment", "values"), [
+    ("connection.metadata_updated", {"metadata": {"balance": 5, "note": None}},
+     "metadata = (metadata - %s::text[]) || %s", (["note"], ("jsonb", {"balance": 5}))),
+    ("connection.removed", {}, "removed_at = %s", (AT,)),
+    ("connection.reestablished", {"metadata": {"via": "ad"}},
+     "removed_at = NULL, metadata = %s", (("jsonb", {"via": "ad"}),)),
+])
+def test_connection_changes_are_version_guarded(
+    type: str, data: dict[str, Any], assignment: str, values: tuple[Any, ...]
+) -> None:
+    sql, params = only(project_connections(env(type, data)))
+    assert sql.startswith(f"UPDATE connections SET {assignment}, version = %s")
+    assert sql.endswith("WHERE id = %s AND version < %s")
+    assert params == (*values, *GUARD)
+
+
+# ---- activity ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("type", "data", "expected"), [
+    ("activity.recorded", {"type": "content_viewed", "target_id": "t1", "metadata": {"s": 3}},
+     ("content_viewed", "t1", {"s": 3})),
+    ("activity.recorded", {"type": "payment_processed", "target_id": None, "metadata": {}},
+     ("payment_processed", None, {})),
+    ("thing.created", THING_CREATED, ("entity_created", STREAM,
+                                      {"entityType": "course", "tagCount": 2})),
+    ("thing.status_changed", {"status": "published", "previous": "draft"},
+     ("entity_published", STREAM, {"status": "published", "previous": "draft"})),
+    ("thing.status_changed", {"status": "archived", "previous": "published"},
+     ("entity_archived", STREAM, {"status": "archived", "previous": "published"})),
+    ("thing.status_changed", {"status": "active", "previous": "draft"},
+     ("entity_updated", STREAM, {"status": "active", "previous": "draft"})),
+    ("thing.updated", {"name": "x", "properties": {}}, ("entity_updated", STREAM, {})),
+    ("thing.deleted", {}, ("entity_deleted", STREAM, {})),
+    ("thing.restored", {}, ("entity_restored", STREAM, {})),
+    ("person.created", {"name": "A", "email": "a@b.c", "role": "customer"},
+     ("user_joined", STREAM, {"role": "customer"})),
+])
+def test_activity_rows(type: str, data: dict[str, Any], expected: tuple[Any, ...]) -> None:
+    assert activity_of(env(type, data)) == expected
+    sql, params = only(ACTIVITY.apply(env(type, data)))
+    assert sql.startswith("INSERT INTO activity") and "ON CONFLICT (position) DO NOTHING" in sql
+    kind, target, metadata = expected
+    assert params == (42, STREAM, ORG, kind, ACTOR, target, ("jsonb", metadata), AT)
+
+
+@pytest.mark.parametrize("type", ["organization.created", "organization.updated",
+                                  "person.role_changed", "thing.tagged", "thing.untagged",
+                                  "connection.created", "connection.removed"])
+def test_activity_ignores_other_events(type: str) -> None:
+    assert activity_of(env(type, {"tags": ["topic:x"]})) is None
+    assert project_activity(env(type, {"tags": ["topic:x"]})) == []
+    assert ACTIVITY.apply(env(type, {"tags": ["topic:x"]})) == []
+
+
+# ---- the registry and unrelated types ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("type", ["organization.created", "person.created", "activity.recorded",
+                                  "thing.unknown_future_event"])
+def test_things_and_connections_ignore_unrelated_types(type: str) -> None:
+    assert project_things(env(type)) == [] and THINGS.apply(env(type)) == []
+    assert project_connections(env(type)) == [] and CONNECTIONS.apply(env(type)) == []
+
+
+def test_registry_lists_each_projection_with_its_tables() -> None:
+    assert set(PROJECTIONS) == {"things", "tags", "connections", "activity"}
+    assert PROJECTIONS["tags"].tables == ("tags", "thing_tags")
+    assert all(p.name == name for name, p in PROJECTIONS.items())
+    handled = set().union(*(p.handles for p in PROJECTIONS.values()))
+    assert {"thing.created", "connection.reestablished", "activity.recorded"} <= handled
+    assert "organization.created" not in handled
+
+
+def test_split_patch() -> None:
+    assert split_patch({"a": None, "b": 0, "c": False, "d": None}) == (["a", "d"],
+                                                                       {"b": 0, "c": False})
+    assert split_patch({}) == ([], {})
+
+
+def test_projectors_accept_decoded_stored_events() -> None:
+    """The envelope a real stored event decodes to is what the projectors expect."""
+    app: Application[uuid.UUID] = Application()
+    t = Thing.create(id=uuid.uuid4(), org_id=ORG, actor_id=ACTOR, type="course", name="Yoga",
+                     properties={"a": 1}, tags=["topic:ai"])
+    t.update(ACTOR, None, {"a": None, "b": 2})
+    app.save(t)
+    created, updated = (decode_notification(n)
+                        for n in app.recorder.select_notifications(start=1, limit=10))
+    _, params = only(THINGS.apply(created))
+    assert params[:8] == (str(t.id), ORG, "course", "Yoga", ("jsonb", {"a": 1}), "draft",
+                          ["topic:ai"], ACTOR)
+    assert params[10:] == (1, 1, 1)  # created_position, version, position
+    _, params = only(THINGS.apply(updated))
+    assert params[:3] == (None, ["a"], ("jsonb", {"b": 2}))
+    assert params[3:5] == (2, 2)
+    assert [s[1]["tag"] for s in TAGS.apply(created)] == ["topic:ai"]
