@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from api.limits import BodySizeLimit
+from api.metrics import render_metrics
 from api.problems import install_problem_handlers
 from api.routes import reads, writes
 from api.runtime import Runtime
@@ -52,6 +54,11 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         if error is not None:
             return JSONResponse({"status": "degraded", "reason": error}, status_code=503)
         return JSONResponse({"status": "ready", "head": head, "projected": rt.projected()})
+
+    @app.get("/metrics", tags=["health"], include_in_schema=False)
+    def metrics() -> Response:
+        """Prometheus metrics."""
+        return Response(render_metrics(app.state.runtime), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -130,20 +130,32 @@ def projections_status(data_dir: DataDir = None) -> None:
 @projections_app.command("rebuild")
 def projections_rebuild(
     names: Annotated[list[str] | None, typer.Argument(help="Projections to rebuild (default: all).")] = None,
+    via: Annotated[str, typer.Option(help="'log': bulk replay of the event log here and now; "
+                                          "'kafka': reset so the Faust workers replay the topic.")] = "log",
     data_dir: DataDir = None,
 ) -> None:
-    """Drop the named read models and rebuild them from position 0 of the log (stop `one serve` first)."""
+    """Drop the named read models and rebuild them from the beginning (stop `serve`/workers first)."""
     import time
 
     from commands.store import open_event_log
-    from projections.rebuild import rebuild
+    from projections.rebuild import rebuild, rebuild_via_topic
     from projections.registry import PROJECTIONS
 
     unknown = sorted(set(names or []) - set(PROJECTIONS))
     if unknown:
         raise typer.BadParameter(f"unknown projection(s) {unknown}; known: {sorted(PROJECTIONS)}")
+    if via not in ("log", "kafka"):
+        raise typer.BadParameter("--via must be 'log' or 'kafka'")
     chosen = [PROJECTIONS[n] for n in names] if names else list(PROJECTIONS.values())
     db = _database(data_dir)
+    if via == "kafka":
+        settings = _distributed_settings(data_dir)
+        assert settings.kafka_bootstrap is not None
+        rebuild_via_topic(db, chosen, settings.kafka_bootstrap, settings.kafka_topic,
+                          settings.faust_app_id)
+        console.print(f"reset {', '.join(p.name for p in chosen)}: start `one worker` to replay "
+                      f"{settings.kafka_topic} from its first offset")
+        return
     event_log = open_event_log(db)
     started = time.perf_counter()
     try:

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import CleanQuery, Consistent, ReadDep, RuntimeDep
 from api.problems import Problem
+from api.status import collect_status
 from projections import queries as q
 
 router = APIRouter(prefix="/v1", tags=["queries"], dependencies=[CleanQuery, Consistent])
@@ -101,7 +102,7 @@ def tags(conn: ReadDep, category: str | None = None, limit: Limit = 100) -> JSON
 
 
 @router.get("/projections")
-def projections(conn: ReadDep, rt: RuntimeDep) -> JSONResponse:
-    """Each projection's position and lag behind the log head."""
-    head = rt.head()
-    return JSONResponse(jsonable_encoder({"head": head, "items": q.projection_status(conn, head)}))
+def projections(rt: RuntimeDep) -> JSONResponse:
+    """Each projection's position and lag; in distributed mode also each partition's watermark
+    and consumer lag; and how many events are parked."""
+    return JSONResponse(jsonable_encoder(collect_status(rt)))

@@ -248,6 +248,11 @@ def test_http_commands_become_query_results_through_kafka(cluster: Cluster) -> N
         assert [c["id"] for c in body["content"]] == [post["id"]]
         tags = http.get("/v1/tags", params={"after": post["position"]}).json()["items"]
         assert {"tag": "topic:kafka", "category": "topic", "value": "kafka", "usage_count": 1} in tags
+        status = http.get("/v1/projections").json()
+        assert status["mode"] == "distributed"
+        assert [p["partition"] for p in status["partitions"]] == list(range(PARTITIONS))
+        assert all(p["watermark"] >= follow["position"] for p in status["partitions"])
+        assert 'one_consumer_lag_records{partition="0"}' in http.get("/metrics").text
 
 
 def test_relay_killed_mid_batch_loses_and_duplicates_nothing(cluster: Cluster) -> None:

@@ -1,0 +1,58 @@
+"""Prometheus metrics at /metrics, computed at scrape time from the runtime's status."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from api.runtime import Runtime
+from api.status import collect_status
+
+
+class OneCollector(Collector):
+    """Log head, projection positions and lag, partition lag, command counters."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the current values."""
+        status = collect_status(self.runtime)
+        yield GaugeMetricFamily("one_log_head_position", "Highest position in the event log",
+                                value=status["head"])
+        yield GaugeMetricFamily("one_projected_position",
+                                "Position up to which every read model is complete",
+                                value=status["projected"])
+        yield GaugeMetricFamily("one_parked_events", "Events no projection could apply",
+                                value=status["parked_events"])
+        position = GaugeMetricFamily("one_projection_position", "Checkpoint per projection",
+                                     labels=["projection"])
+        lag = GaugeMetricFamily("one_projection_lag_events", "Events behind the log head",
+                                labels=["projection"])
+        for row in status["items"]:
+            position.add_metric([row["name"]], row["position"])
+            lag.add_metric([row["name"]], row["lag"])
+        yield position
+        yield lag
+        if "partitions" in status:
+            consumer = GaugeMetricFamily("one_consumer_lag_records",
+                                         "Records not yet committed by the workers",
+                                         labels=["partition"])
+            for part in status["partitions"]:
+                if part["consumer_lag"] is not None:
+                    consumer.add_metric([str(part["partition"])], part["consumer_lag"])
+            yield consumer
+        bus = self.runtime.bus
+        yield CounterMetricFamily("one_commands", "Commands committed", value=bus.commands)
+        yield CounterMetricFamily("one_command_batches", "Group-commit transactions",
+                                  value=bus.batches)
+
+
+def render_metrics(runtime: Runtime) -> bytes:
+    """The Prometheus text exposition of the runtime's metrics."""
+    registry = CollectorRegistry()
+    registry.register(OneCollector(runtime))
+    return generate_latest(registry)
