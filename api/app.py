@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from api.limits import BodySizeLimit
 from api.metrics import render_metrics
 from api.problems import install_problem_handlers
-from api.routes import reads, writes
+from api.routes import purchases, reads, writes
 from api.runtime import Runtime
 from infra.settings import Settings
 
@@ -36,6 +36,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     install_problem_handlers(app)
     app.include_router(writes.router)
     app.include_router(reads.router)
+    app.include_router(purchases.router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from uuid import UUID
 
 import psycopg
 import typer
@@ -22,6 +24,9 @@ from projections.queries import projection_status
 app = typer.Typer(help="ONE: event-sourced backend for the ONE Platform.", no_args_is_help=True)
 db_app = typer.Typer(help="Database and event log.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+sagas_app = typer.Typer(help="Token purchase sagas: list, inspect, retry, resolve, run.",
+                         no_args_is_help=True)
+app.add_typer(sagas_app, name="sagas")
 projections_app = typer.Typer(help="Read models: status and rebuild.", no_args_is_help=True)
 app.add_typer(projections_app, name="projections")
 console = Console()
@@ -165,6 +170,105 @@ def projections_rebuild(
     elapsed = time.perf_counter() - started
     console.print(f"rebuilt {', '.join(p.name for p in chosen)} from {count} events in "
                   f"{elapsed:.1f}s ({count / max(elapsed, 1e-9):,.0f} events/s)")
+
+
+@sagas_app.command("list")
+def sagas_list(
+    status: Annotated[str | None, typer.Option(help="Only sagas in this status.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Sagas, most recently updated first."""
+    from projections.queries import list_sagas
+
+    db = _database(data_dir)
+    with psycopg.connect(db.conninfo) as conn:
+        rows = list_sagas(conn, status)
+    table = Table("id", "status", "step", "amount", "usd", "attempts", "reason", "updated")
+    for row in rows:
+        table.add_row(str(row["id"]), row["status"], row["step"], str(row["amount"]),
+                      f"{row['usd_cents'] / 100:.2f}", str(row["attempts"]), row["reason"] or "",
+                      str(row["updated_at"]))
+    console.print(table)
+
+
+@sagas_app.command("show")
+def sagas_show(saga_id: UUID, data_dir: DataDir = None) -> None:
+    """A saga's state and every step, from its stream (JSON)."""
+    import json
+
+    from commands.store import open_event_log
+    from sagas.views import purchase_view
+
+    event_log = open_event_log(_database(data_dir))
+    try:
+        view = purchase_view(event_log, saga_id)
+    finally:
+        event_log.close()
+    if view is None:
+        console.print(f"[red]no saga {saga_id}[/]")
+        raise typer.Exit(1)
+    console.print_json(json.dumps(view))
+
+
+@sagas_app.command("retry")
+def sagas_retry(saga_id: UUID, data_dir: DataDir = None) -> None:
+    """Retry a parked saga from the step it stopped at."""
+    _operate(saga_id, data_dir, lambda s, ctx: s.resume(ctx.actor_id))
+
+
+@sagas_app.command("resolve")
+def sagas_resolve(
+    saga_id: UUID, note: Annotated[str, typer.Option(help="What the operator did.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Settle a parked saga by hand (e.g. refunded in the Stripe dashboard)."""
+    _operate(saga_id, data_dir, lambda s, ctx: s.resolve(ctx.actor_id, note))
+
+
+@sagas_app.command("run")
+def sagas_run(data_dir: DataDir = None) -> None:
+    """Run the saga driver and token deployer (distributed mode; `one serve` runs them itself)."""
+    import dataclasses
+    import signal
+    import threading
+
+    from api.runtime import Runtime
+
+    _logging()
+    settings = dataclasses.replace(Settings.from_env(data_dir), run_sagas=False)
+    runtime = Runtime.start(settings)
+    runtime.start_sagas()
+    console.print("[bold]ONE sagas[/] driver running")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runtime.close()
+
+
+def _operate(saga_id: UUID, data_dir: Path | None, action: Callable[[Any, Any], None]) -> None:
+    from commands.bus import CommandBus
+    from commands.handlers import Context
+    from commands.purchases import AdvancePurchase
+    from commands.store import open_event_log
+    from domain.errors import DomainError
+
+    event_log = open_event_log(_database(data_dir))
+    bus = CommandBus(event_log).start()
+    try:
+        saga = event_log.repository.get(saga_id)
+        result = bus.execute(AdvancePurchase(saga_id, saga.version,
+                                             lambda s, _, ctx: action(s, ctx)), Context())
+        console.print(f"saga {saga_id} is now at version {result.body['version']}")
+    except DomainError as error:
+        console.print(f"[red]{error.code}[/]: {error.message}")
+        raise typer.Exit(1) from None
+    finally:
+        bus.stop()
+        event_log.close()
 
 
 def _logging() -> None:

@@ -17,7 +17,14 @@ from domain.errors import AlreadyExists
 from infra.database import ConnectionInfo, resolve_database
 from infra.migrations import migrate
 from infra.settings import Settings
+from projections.queries import token_owners
 from projections.registry import PROJECTIONS
+from providers.chain import TokenLedger
+from providers.factory import build_ledger, build_payments
+from providers.payments import PaymentGateway
+from sagas.purchase_driver import PurchaseDriver
+from sagas.runner import SagaRunner
+from sagas.token_deployer import TokenDeployer
 from streams.inprocess import InProcessRunner
 from streams.watermarks import lowest_watermark
 
@@ -36,6 +43,7 @@ class Runtime:
     bus: CommandBus
     runner: InProcessRunner | None
     reads: ConnectionPool
+    sagas: SagaRunner | None = None
     started_at: float = field(default_factory=time.time)
 
     @classmethod
@@ -56,7 +64,24 @@ class Runtime:
         runtime.bootstrap()
         if runner is not None:
             runner.start()
+        if settings.run_sagas and not settings.distributed:
+            runtime.start_sagas()
         return runtime
+
+    def start_sagas(self, ledger: TokenLedger | None = None,
+                    payments: PaymentGateway | None = None) -> SagaRunner:
+        """Run the saga driver and the token deployer (configured providers unless given)."""
+        ledger = ledger or build_ledger(self.settings)
+        driver = PurchaseDriver(self.bus, self.event_log, payments or build_payments(self.settings),
+                                ledger, self.token_owners)
+        self.sagas = SagaRunner(driver, self.reads,
+                                chores=(TokenDeployer(self.bus, self.reads, ledger),)).start()
+        return self.sagas
+
+    def token_owners(self, token_id: str) -> dict[str, float]:
+        """Owners of a token and their revenue shares, from the read model."""
+        with self.reads.connection() as conn:
+            return token_owners(conn, token_id)
 
     def bootstrap(self) -> None:
         """Create the default organization and the system actor if they do not exist yet."""
@@ -70,7 +95,9 @@ class Runtime:
                 self.bus.execute(command, system)
 
     def close(self) -> None:
-        """Stop the runner and the writer, close pools."""
+        """Stop the sagas, the runner and the writer, close pools."""
+        if self.sagas is not None:
+            self.sagas.stop()
         if self.runner is not None:
             self.runner.stop()
         self.bus.stop()

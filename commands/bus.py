@@ -27,6 +27,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
+from commands import purchases  # noqa: F401  (registers the saga's handlers)
 from commands.handlers import HANDLERS, Context, Reply
 from commands.store import EventLog
 from commands.unit_of_work import Batch, Scope

@@ -191,9 +191,21 @@ class CreateContent(StrictModel):
     id: UUID | None = None
 
 
+
+
+class StartTokenPurchase(StrictModel):
+    """Buy `amount` tokens with a card; `usd_amount` defaults to amount * the token's priceUsd."""
+
+    buyer_id: UUID
+    token_id: UUID
+    amount: int = Field(gt=0, strict=True)
+    payment_method: str = Field(min_length=1, max_length=255)
+    usd_amount: float | None = Field(default=None, gt=0)
+
+
 Command = (
     CreateOrganization | UpdateOrganization | CreatePerson | ChangePersonRole
     | CreateThing | UpdateThing | ChangeThingStatus | TagThing | UntagThing | DeleteThing
     | RestoreThing | CreateConnection | UpdateConnection | RemoveConnection | RecordActivity
-    | CreateContent
+    | CreateContent | StartTokenPurchase
 )

@@ -9,6 +9,7 @@ from domain.base import public_event_types
 from domain.connections import Connection
 from domain.organizations import Organization, Person
 from domain.things import Thing
+from domain.token_purchase import TokenPurchase
 
-AGGREGATES = (Organization, Person, Thing, Connection, Activity)
+AGGREGATES = (Organization, Person, Thing, Connection, Activity, TokenPurchase)
 EVENT_CLASSES: dict[str, type[Any]] = public_event_types(*AGGREGATES)

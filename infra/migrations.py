@@ -129,6 +129,29 @@ MIGRATIONS: tuple[Migration, ...] = (
             occurred_at timestamptz NOT NULL DEFAULT now()
         );
     """),
+    Migration(4, "read model: token purchase sagas", """
+        CREATE TABLE sagas (
+            id uuid PRIMARY KEY,
+            kind text NOT NULL,
+            org_id text NOT NULL,
+            buyer_id text NOT NULL,
+            token_id text NOT NULL,
+            amount bigint NOT NULL,
+            usd_cents bigint NOT NULL,
+            status text NOT NULL,
+            step text NOT NULL,
+            attempts int NOT NULL DEFAULT 0,
+            retry_at timestamptz,
+            reason text,
+            started_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,
+            version int NOT NULL,
+            position bigint NOT NULL
+        );
+        CREATE INDEX sagas_due_idx ON sagas (retry_at NULLS FIRST)
+            WHERE status IN ('running', 'compensating');
+        CREATE INDEX sagas_status_idx ON sagas (status, updated_at DESC);
+    """),
 )
 
 

@@ -27,6 +27,13 @@ class Settings:
     kafka_topic: str = "one.events"
     kafka_partitions: int = 8
     faust_app_id: str = "one-projections"
+    stripe_api_key: str | None = None
+    stripe_api_base: str | None = None
+    stripe_webhook_secret: str | None = None
+    chain_rpc_url: str | None = None
+    chain_private_key: str | None = None
+    custody_seed: str = "one-dev-custody-seed-change-me"
+    run_sagas: bool = True
 
     @property
     def distributed(self) -> bool:
@@ -48,4 +55,11 @@ class Settings:
             kafka_topic=env.get("ONE_KAFKA_TOPIC", "one.events"),
             kafka_partitions=int(env.get("ONE_KAFKA_PARTITIONS", "8")),
             faust_app_id=env.get("ONE_FAUST_APP_ID", "one-projections"),
+            stripe_api_key=env.get("STRIPE_API_KEY") or None,
+            stripe_api_base=env.get("STRIPE_API_BASE") or None,
+            stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
+            chain_rpc_url=env.get("CHAIN_RPC_URL") or None,
+            chain_private_key=env.get("CHAIN_PRIVATE_KEY") or None,
+            custody_seed=env.get("ONE_CUSTODY_SEED", "one-dev-custody-seed-change-me"),
+            run_sagas=env.get("ONE_RUN_SAGAS", "1") not in ("0", "false", "no"),
         )

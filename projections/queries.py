@@ -221,3 +221,21 @@ def projection_status(conn: Conn, head: int) -> list[Row]:
     for row in rows:
         row["lag"] = max(head - row["position"], 0)
     return rows
+
+
+def token_owners(conn: Conn, token_id: str) -> dict[str, float]:
+    """Owners of a token (live `owns` edges) and their revenueShare (1.0 when unspecified)."""
+    rows = _rows(conn, "SELECT from_id, metadata->'revenueShare' AS share FROM connections"
+                       " WHERE to_id = %s AND type = 'owns' AND removed_at IS NULL", (token_id,))
+    return {
+        row["from_id"]: float(row["share"]) if isinstance(row["share"], int | float) else 1.0
+        for row in rows
+    }
+
+
+def list_sagas(conn: Conn, status: str | None = None, limit: int = 50) -> list[Row]:
+    """Sagas, most recently updated first, optionally by status."""
+    return _rows(conn, "SELECT id, kind, buyer_id, token_id, amount, usd_cents, status, step,"
+                       " attempts, retry_at, reason, started_at, updated_at, version FROM sagas"
+                       " WHERE (%s::text IS NULL OR status = %s) ORDER BY updated_at DESC LIMIT %s",
+                 (status, status, limit))

@@ -51,8 +51,10 @@ def fresh_db(pg_server: ConnectionInfo) -> ConnectionInfo:
 
 
 def start_runtime(db: ConnectionInfo, **overrides: object) -> Runtime:
-    """A runtime on `db` with test-friendly settings."""
-    settings = Settings(**{"database_url": None, "read_wait_timeout_s": 10.0, **overrides})  # type: ignore[arg-type]
+    """A runtime on `db` with test-friendly settings (no saga driver unless `run_sagas=True`)."""
+    defaults = {"database_url": None, "read_wait_timeout_s": 10.0, "run_sagas": False,
+                "data_dir": Path(tempfile.mkdtemp(prefix="one-test-data-"))}
+    settings = Settings(**{**defaults, **overrides})  # type: ignore[arg-type]
     return Runtime.start(settings, db)
 
 

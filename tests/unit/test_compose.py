@@ -19,7 +19,7 @@ def _compose() -> dict[str, Any]:
 
 def test_stack_has_every_service_with_health_checks() -> None:
     services = _compose()["services"]
-    assert {"postgres", "kafka", "api", "relay", "worker"} <= set(services)
+    assert {"postgres", "kafka", "api", "relay", "worker", "sagas"} <= set(services)
     for name in ("postgres", "kafka", "api"):
         assert "healthcheck" in services[name], name
     assert services["postgres"]["image"].startswith("pgvector/pgvector")
@@ -31,7 +31,7 @@ def test_stack_has_every_service_with_health_checks() -> None:
 def test_app_services_use_variables_that_settings_read() -> None:
     settings_source = (ROOT / "infra" / "settings.py").read_text()
     read = set(re.findall(r'env\.get\("([A-Z_]+)"', settings_source))
-    for name in ("api", "relay", "worker"):
+    for name in ("api", "relay", "worker", "sagas"):
         service = _compose()["services"][name]
         assert set(service["environment"]) <= read, name
         assert {"DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS"} <= set(service["environment"])

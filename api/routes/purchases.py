@@ -1,0 +1,71 @@
+"""Token purchases (the saga) and the Stripe webhook."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from providers.stripe_webhooks import WebhookSignatureError, payment_status_from_event, verify_webhook
+
+from api.deps import ContextDep, RuntimeDep, send_command
+from api.problems import Problem
+from commands.models import StartTokenPurchase
+from sagas.views import purchase_view
+
+router = APIRouter(prefix="/v1", tags=["token purchases"])
+
+
+@router.post("/token-purchases", status_code=202)
+async def start_purchase(request: Request, body: StartTokenPurchase, rt: RuntimeDep,
+                         ctx: ContextDep) -> JSONResponse:
+    """Start buying tokens: charge the card, mint, record holdings (runs asynchronously)."""
+    response = await send_command(request, rt, ctx, body)
+    if rt.sagas is not None and response.status_code == 202:
+        rt.sagas.poke(UUID(json.loads(bytes(response.body))["id"]))
+    return response
+
+
+@router.get("/token-purchases/{purchase_id}")
+def get_purchase(purchase_id: UUID, rt: RuntimeDep) -> JSONResponse:
+    """A purchase's status (running, completed, failed, compensated, parked) and every step."""
+    view = purchase_view(rt.event_log, purchase_id)
+    if view is None:
+        raise Problem(404, "not_found", f"token purchase {purchase_id} not found", "id")
+    return JSONResponse(jsonable_encoder(view))
+
+
+@router.post("/webhooks/stripe", status_code=200)
+async def stripe_webhook(
+    request: Request, rt: RuntimeDep,
+    stripe_signature: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    """Verify the signature, then let the saga re-check the payment (duplicates are harmless)."""
+    secret = rt.settings.stripe_webhook_secret
+    if not secret:
+        raise Problem(404, "not_found", "Stripe webhooks are not configured", "Stripe-Signature")
+    if stripe_signature is None:
+        raise Problem(400, "invalid_signature", "missing Stripe-Signature header", "Stripe-Signature")
+    payload = await request.body()
+    try:
+        event = verify_webhook(payload, stripe_signature, secret)
+    except WebhookSignatureError as error:
+        raise Problem(400, "invalid_signature", str(error), "Stripe-Signature") from None
+    saga_id = _saga_of(event)
+    if payment_status_from_event(event) is not None and saga_id is not None and rt.sagas is not None:
+        rt.sagas.poke(saga_id)
+    return JSONResponse({"received": True, "saga_id": None if saga_id is None else str(saga_id)})
+
+
+def _saga_of(event: dict[str, object]) -> UUID | None:
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    metadata = obj.get("metadata") if isinstance(obj, dict) else None
+    raw = metadata.get("saga_id") if isinstance(metadata, dict) else None
+    try:
+        return UUID(str(raw)) if raw else None
+    except ValueError:
+        return None

@@ -1,0 +1,116 @@
+"""Commands of the token purchase saga: start it (from clients) and advance it (from the driver)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid4
+
+from commands import models as m
+from commands.handlers import HANDLERS, Context, Reply, handles
+from commands.unit_of_work import Scope
+from domain.activity import Activity
+from domain.connections import Connection, connection_id
+from domain.errors import InvalidState, NotFound, ValidationFailed, VersionConflict
+from domain.organizations import Person
+from domain.things import Thing
+from domain.token_purchase import Share, TokenPurchase
+
+
+@handles(m.StartTokenPurchase)
+def start_token_purchase(cmd: m.StartTokenPurchase, ctx: Context, scope: Scope) -> Reply:
+    """Validate buyer and token, price the purchase, and open the saga (202: it runs async)."""
+    token = scope.get(cmd.token_id, Thing, "token_id")
+    if token.type != "token" or token.deleted:
+        raise ValidationFailed("token_id must name a live thing of type token", "token_id")
+    contract = str(token.properties.get("contractAddress") or "")
+    if not contract:
+        raise InvalidState("the token's contract is not deployed yet; retry shortly", "token_id")
+    wallet = _buyer_wallet(scope, cmd.buyer_id)
+    if cmd.usd_amount is not None:
+        usd_cents = round(cmd.usd_amount * 100)
+    else:
+        price = token.properties.get("priceUsd")
+        if isinstance(price, bool) or not isinstance(price, int | float) or price <= 0:
+            raise ValidationFailed("give usd_amount: the token has no positive priceUsd", "usd_amount")
+        usd_cents = round(cmd.amount * price * 100)
+    saga = TokenPurchase.start(
+        id=uuid4(), org_id=ctx.org_id, actor_id=ctx.actor_id, buyer_id=str(cmd.buyer_id),
+        token_id=str(cmd.token_id), amount=cmd.amount, usd_cents=usd_cents,
+        payment_method=cmd.payment_method, wallet=wallet, contract=contract,
+    )
+    scope.add(saga)
+    return Reply(saga.id, 202, {"status": saga.status})
+
+
+def _buyer_wallet(scope: Scope, buyer_id: UUID) -> str:
+    """The buyer's own wallet, or "" for a custodial address derived by the chain provider."""
+    thing = scope.find(buyer_id, Thing)
+    if thing is not None:
+        return str(thing.properties.get("walletAddress") or "")
+    if scope.find(buyer_id, Person) is None:
+        raise NotFound(f"buyer {buyer_id} not found", "buyer_id")
+    return ""
+
+
+Decision = Callable[[TokenPurchase, Scope, Context], None]
+
+
+@dataclass(frozen=True)
+class AdvancePurchase:
+    """Internal (driver → saga): apply an observed outcome if the saga is still at `version`."""
+
+    id: UUID
+    version: int
+    decide: Decision
+
+
+def advance_purchase(cmd: AdvancePurchase, ctx: Context, scope: Scope) -> Reply:
+    """Apply the driver's decision under optimistic concurrency (a stale driver loses)."""
+    saga = scope.get(cmd.id, TokenPurchase)
+    if saga.version != cmd.version:
+        raise VersionConflict(f"saga moved on to version {saga.version}", "version")
+    cmd.decide(saga, scope, ctx)
+    return Reply(saga.id)
+
+
+HANDLERS[AdvancePurchase] = advance_purchase
+
+
+def record_holdings(shares: list[Share]) -> Decision:
+    """The saga's last forward step: balance, activity and revenue, with the saga's completion."""
+
+    def decide(saga: TokenPurchase, scope: Scope, ctx: Context) -> None:
+        buyer, token = UUID(saga.buyer_id), UUID(saga.token_id)
+        holding = scope.find(connection_id(buyer, "holds_tokens", token), Connection)
+        if holding is None:
+            scope.add(Connection.create(org_id=saga.org_id, actor_id=ctx.actor_id, from_id=buyer,
+                                        to_id=token, type="holds_tokens",
+                                        metadata={"balance": saga.amount}))
+        elif holding.removed:
+            holding.reestablish(ctx.actor_id, {"balance": saga.amount})
+        else:
+            balance = holding.metadata.get("balance", 0)
+            holding.update_metadata(ctx.actor_id, {"balance": balance + saga.amount})
+        usd = saga.usd_cents / 100
+        _activity(scope, saga, ctx, "tokens_purchased", token,
+                  {"amount": saga.amount, "usdAmount": usd, "purchaseId": str(saga.id)})
+        _activity(scope, saga, ctx, "payment_processed", token,
+                  {"status": "completed", "amount": usd, "paymentId": saga.payment_id,
+                   "purchaseId": str(saga.id)})
+        for share in shares:
+            _activity(scope, saga, ctx, "revenue_generated", token,
+                      {"recipient": share.recipient, "role": share.role,
+                       "amount": share.usd_cents / 100, "purchaseId": str(saga.id)})
+        saga.complete(ctx.actor_id, shares)
+
+    return decide
+
+
+def _activity(
+    scope: Scope, saga: TokenPurchase, ctx: Context, kind: str, target: UUID,
+    metadata: dict[str, Any],
+) -> None:
+    scope.add(Activity.record(id=uuid4(), org_id=saga.org_id, actor_id=saga.buyer_id, type=kind,
+                              target_id=target, metadata=metadata))
