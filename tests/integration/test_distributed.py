@@ -342,3 +342,30 @@ def test_rebuild_by_replaying_the_topic_equals_rebuild_from_log(cluster: Cluster
     cluster.start_worker()
     cluster.converge()
     assert_equals_rebuild(cluster)
+
+
+def test_token_purchase_completes_in_distributed_mode(cluster: Cluster) -> None:
+    """The saga driver finds its work in the sagas read model that the Faust workers build."""
+    cluster.start_relay()
+    cluster.start_worker()
+    assert cluster.runtime is not None
+    cluster.runtime.start_sagas()  # sandbox Stripe + in-process EVM, as `one sagas run` would
+    with LiveServer(cluster.runtime) as live, httpx.Client(base_url=live.url, timeout=90) as http:
+        buyer = http.post("/v1/people", json={"name": "Kim", "email": "kim@example.com"}).json()
+        token = http.post("/v1/things", json={"type": "token", "name": "Kim Coin",
+                                              "properties": {"priceUsd": 1}}).json()
+        deadline = time.monotonic() + 90
+        while "contractAddress" not in http.get(
+                f"/v1/things/{token['id']}", params={"after": token["position"]}).json()["properties"]:
+            assert time.monotonic() < deadline, "the token contract was never deployed"
+            time.sleep(0.2)
+        started = http.post("/v1/token-purchases", json={
+            "buyer_id": buyer["id"], "token_id": token["id"], "amount": 3,
+            "payment_method": "pm_card_visa"}).json()
+        while (view := http.get(f"/v1/token-purchases/{started['id']}").json())["status"] == "running":
+            assert time.monotonic() < deadline, view
+            time.sleep(0.2)
+        assert view["status"] == "completed"
+        holdings = http.get(f"/v1/holders/{buyer['id']}/tokens",
+                            params={"after": cluster.head()}).json()["items"]
+        assert [h["balance"] for h in holdings] == [3]

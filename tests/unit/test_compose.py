@@ -19,7 +19,7 @@ def _compose() -> dict[str, Any]:
 
 def test_stack_has_every_service_with_health_checks() -> None:
     services = _compose()["services"]
-    assert {"postgres", "kafka", "api", "relay", "worker", "sagas"} <= set(services)
+    assert {"postgres", "kafka", "api", "relay", "worker", "sagas", "anvil", "stripe-mock"} <= set(services)
     for name in ("postgres", "kafka", "api"):
         assert "healthcheck" in services[name], name
     assert services["postgres"]["image"].startswith("pgvector/pgvector")
@@ -36,3 +36,5 @@ def test_app_services_use_variables_that_settings_read() -> None:
         assert set(service["environment"]) <= read, name
         assert {"DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS"} <= set(service["environment"])
         assert service["depends_on"]["kafka"]["condition"] == "service_healthy"
+    sagas = _compose()["services"]["sagas"]
+    assert sagas["environment"]["CHAIN_RPC_URL"] == "http://anvil:8545"
