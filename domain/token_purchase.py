@@ -12,7 +12,7 @@ in `sagas/` performs the external calls and reports their outcomes back as comma
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
 from domain.base import OneAggregate
@@ -45,6 +45,20 @@ def revenue_split(usd_cents: int, owners: dict[str, float]) -> list[Share]:
     ]
     platform = usd_cents - sum(s.usd_cents for s in shares)
     return [Share("platform", "platform", platform), *shares]
+
+
+class TransactionSigned(OneAggregate.Event):
+    """A chain transaction was signed; recorded before it is broadcast (crash safety). `SLOT`
+    names the saga attribute that keeps it."""
+
+    SLOT: ClassVar[str] = ""
+    tx_hash: str
+    raw: str
+    nonce: int
+
+    def apply(self, aggregate: Any) -> None:
+        setattr(aggregate, self.SLOT, {"tx_hash": self.tx_hash, "raw": self.raw,
+                                       "nonce": self.nonce, "signed_at": self.timestamp.isoformat()})
 
 
 class TokenPurchase(OneAggregate):
@@ -113,17 +127,11 @@ class TokenPurchase(OneAggregate):
             aggregate.status, aggregate.step = "failed", "done"
             aggregate.reason = f"payment declined ({self.decline_code or 'unknown'})"
 
-    class MintSigned(OneAggregate.Event):
-        """The mint transaction was signed; recorded before it is broadcast (crash safety)."""
+    class MintSigned(TransactionSigned):
+        """The mint transaction was signed."""
 
         TYPE = "token_purchase.mint_signed"
-        tx_hash: str
-        raw: str
-        nonce: int
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.mint_tx = {"tx_hash": self.tx_hash, "raw": self.raw, "nonce": self.nonce,
-                                 "signed_at": self.timestamp.isoformat()}
+        SLOT = "mint_tx"
 
     class MintConfirmed(OneAggregate.Event):
         """The mint is on chain."""
@@ -155,17 +163,11 @@ class TokenPurchase(OneAggregate):
             aggregate.status, aggregate.reason, aggregate.attempts = "compensating", self.reason, 0
             aggregate.step = "burn" if aggregate.minted else "refund"
 
-    class BurnSigned(OneAggregate.Event):
-        """The compensating burn was signed; recorded before broadcast."""
+    class BurnSigned(TransactionSigned):
+        """The compensating burn was signed."""
 
         TYPE = "token_purchase.burn_signed"
-        tx_hash: str
-        raw: str
-        nonce: int
-
-        def apply(self, aggregate: Any) -> None:
-            aggregate.burn_tx = {"tx_hash": self.tx_hash, "raw": self.raw, "nonce": self.nonce,
-                                 "signed_at": self.timestamp.isoformat()}
+        SLOT = "burn_tx"
 
     class BurnConfirmed(OneAggregate.Event):
         """The minted tokens were burned."""
@@ -262,10 +264,16 @@ class TokenPurchase(OneAggregate):
 
     def mint_signed(self, actor_id: str, tx_hash: str, raw: str, nonce: int) -> None:
         """Remember the signed mint before broadcasting it."""
-        self._at("mint")
-        if self.mint_tx is not None:
-            raise InvalidState("a mint transaction is already recorded", "step")
-        self.trigger_event(self.MintSigned, actor_id=actor_id, tx_hash=tx_hash, raw=raw, nonce=nonce)
+        self._record_transaction("mint", self.MintSigned, actor_id, tx_hash, raw, nonce)
+
+    def _record_transaction(
+        self, step: str, event: type[TransactionSigned], actor_id: str, tx_hash: str, raw: str,
+        nonce: int,
+    ) -> None:
+        self._at(step)
+        if getattr(self, event.SLOT) is not None:
+            raise InvalidState(f"a {step} transaction is already recorded", "step")
+        self.trigger_event(event, actor_id=actor_id, tx_hash=tx_hash, raw=raw, nonce=nonce)
 
     def mint_confirmed(self, actor_id: str, tx_hash: str, block_number: int) -> None:
         """The recorded mint was mined: go on recording, or, if already compensating (the mint
@@ -291,10 +299,7 @@ class TokenPurchase(OneAggregate):
 
     def burn_signed(self, actor_id: str, tx_hash: str, raw: str, nonce: int) -> None:
         """Remember the signed burn before broadcasting it."""
-        self._at("burn")
-        if self.burn_tx is not None:
-            raise InvalidState("a burn transaction is already recorded", "step")
-        self.trigger_event(self.BurnSigned, actor_id=actor_id, tx_hash=tx_hash, raw=raw, nonce=nonce)
+        self._record_transaction("burn", self.BurnSigned, actor_id, tx_hash, raw, nonce)
 
     def burn_confirmed(self, actor_id: str, tx_hash: str) -> None:
         """The compensating burn is on chain."""

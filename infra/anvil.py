@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -37,10 +36,11 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
+
+from infra.tool_cache import cache_dir, file_lock
 
 __all__ = [
     "ANVIL_PACKAGE",
@@ -53,7 +53,6 @@ __all__ = [
     "rpc_call",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 ANVIL_PACKAGE = "@foundry-rs/anvil-linux-amd64@1.7.1"
 CACHE_ENV = "ONE_ANVIL_CACHE"
 BIN_ENV = "ONE_ANVIL_BIN"
@@ -68,19 +67,9 @@ class AnvilError(RuntimeError):
 
 def default_cache_dir() -> Path:
     """``$ONE_ANVIL_CACHE`` if set, else ``<repo>/.cache/anvil``."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser().resolve() if env else REPO_ROOT / ".cache" / "anvil"
+    return cache_dir(CACHE_ENV, "anvil")
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def ensure_anvil(cache_dir: Path | None = None) -> Path:
@@ -97,7 +86,7 @@ def ensure_anvil(cache_dir: Path | None = None) -> Path:
 
     if ready():
         return binary
-    with _file_lock(cache / ".lock"):
+    with file_lock(cache / ".lock"):
         if ready():
             return binary
         npm = shutil.which("npm")

@@ -24,7 +24,6 @@ import argparse
 import atexit
 import base64
 import contextlib
-import fcntl
 import hashlib
 import os
 import re
@@ -36,14 +35,15 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from infra.tool_cache import cache_dir, file_lock
+
 __all__ = ["KafkaBroker", "KafkaBrokerError", "default_cache_dir", "ensure_jars"]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_DIR = Path(__file__).resolve().parent / "kafka"
 POM = KAFKA_DIR / "pom.xml"
 LOG4J_CONFIG = KAFKA_DIR / "log4j2.yaml"
@@ -62,20 +62,9 @@ class KafkaBrokerError(RuntimeError):
 
 def default_cache_dir() -> Path:
     """``$ONE_KAFKA_CACHE`` if set, else ``<repo>/.cache/kafka``."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser().resolve() if env else REPO_ROOT / ".cache" / "kafka"
+    return cache_dir(CACHE_ENV, "kafka")
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock, so parallel test processes fetch the jars only once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def ensure_jars(cache_dir: Path | None = None) -> Path:
@@ -94,7 +83,7 @@ def ensure_jars(cache_dir: Path | None = None) -> Path:
     marker = lib / _MARKER
     if marker.is_file() and marker.read_text().strip() == digest:
         return lib
-    with _file_lock(cache / ".lock"):
+    with file_lock(cache / ".lock"):
         if marker.is_file() and marker.read_text().strip() == digest:  # another process fetched it
             return lib
         mvn = shutil.which("mvn")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -34,13 +33,13 @@ import time
 import urllib.error
 import urllib.request
 from collections import deque
-from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
+from infra.tool_cache import cache_dir, file_lock
+
 __all__ = ["StripeMock", "StripeMockError", "default_bin_dir", "ensure_stripe_mock"]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 MODULE = "github.com/stripe/stripe-mock"
 BIN_DIR_ENV = "ONE_GO_BIN"
 BIN_ENV = "STRIPE_MOCK_BIN"
@@ -55,20 +54,9 @@ class StripeMockError(RuntimeError):
 
 def default_bin_dir() -> Path:
     """``$ONE_GO_BIN`` if set, else ``<repo>/.cache/go-bin``."""
-    env = os.environ.get(BIN_DIR_ENV)
-    return Path(env).expanduser().resolve() if env else REPO_ROOT / ".cache" / "go-bin"
+    return cache_dir(BIN_DIR_ENV, "go-bin")
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock, so parallel test processes install only once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _find_go() -> str:
@@ -98,7 +86,7 @@ def ensure_stripe_mock(
     if os.access(binary, os.X_OK):
         return binary
     version = version or os.environ.get(VERSION_ENV) or "latest"
-    with _file_lock(bin_dir.parent / ".stripe-mock.lock"):
+    with file_lock(bin_dir.parent / ".stripe-mock.lock"):
         if os.access(binary, os.X_OK):  # another process installed it while we waited
             return binary
         go = _find_go()

@@ -1,0 +1,190 @@
+"""Distributed-mode figures on a real Kafka broker: relay throughput, Faust projection throughput
+with one and two workers, end-to-end latency (HTTP command → visible through Kafka and Faust),
+and the fast-path rebuild rate straight from the log.
+
+    .venv/bin/python -m bench.stream [--events 100000] [--latency-samples 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import wait
+from pathlib import Path
+
+import httpx
+import psycopg
+from kafka import KafkaProducer
+
+from api.runtime import Runtime
+from bench.common import (
+    Latencies,
+    LiveServer,
+    fmt_ms,
+    fmt_rate,
+    fresh_database,
+    print_header,
+    print_table,
+)
+from commands import models as m
+from infra.database import ConnectionInfo
+from infra.kafka_broker import KafkaBroker
+from infra.settings import Settings
+from projections.rebuild import rebuild
+from projections.registry import PROJECTIONS
+from projections.store import reset_projection
+from streams.relay import KafkaTarget, Relay, ensure_topic
+from streams.watermarks import lowest_watermark
+
+ROOT = Path(__file__).resolve().parents[1]
+PARTITIONS = 8
+
+
+def write_events(rt: Runtime, count: int) -> int:
+    """Append `count` single-event commands (creations with a tag, and updates) fast."""
+    futures, ids = [], []
+    for i in range(count):
+        if i % 4 == 3 and ids:
+            futures.append(rt.bus.submit(m.UpdateThing(id=ids[i % len(ids)], properties={"n": i})))
+        else:
+            thing_id = uuid.uuid4()
+            ids.append(thing_id)
+            futures.append(rt.bus.submit(m.CreateThing(id=thing_id, type="blog_post", name=f"p{i}",
+                                                       tags=[f"topic:t{i % 50}"])))
+        if len(futures) >= 20_000:
+            wait(futures)
+            futures.clear()
+    wait(futures)
+    return rt.head()
+
+
+def spawn_worker(db: ConnectionInfo, broker: KafkaBroker, topic: str, group: str) -> subprocess.Popen[bytes]:
+    """`one worker` as a separate process, like production."""
+    env = {**os.environ, "DATABASE_URL": f"postgresql://{db.user}@/{db.dbname}?host={db.host}&port={db.port}",
+           "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "ONE_KAFKA_TOPIC": topic,
+           "ONE_KAFKA_PARTITIONS": str(PARTITIONS), "ONE_FAUST_APP_ID": group}
+    return subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def project_with_workers(db: ConnectionInfo, broker: KafkaBroker, topic: str, head: int,
+                         workers: int) -> tuple[float, float]:
+    """Reset the read models, start `workers` Faust workers on a new group, and time the catch-up
+    from the first projected watermark to the head (worker start-up excluded). Returns (events/s,
+    start-up seconds)."""
+    with psycopg.connect(db.conninfo, autocommit=True) as conn:
+        for projection in PROJECTIONS.values():
+            reset_projection(conn, projection)
+        conn.execute("DELETE FROM stream_watermarks")
+    group = f"bench-{uuid.uuid4().hex[:6]}"
+    started = time.perf_counter()
+    procs = [spawn_worker(db, broker, topic, group) for _ in range(workers)]
+    first_seen = first_position = None
+    try:
+        with psycopg.connect(db.conninfo, autocommit=True) as conn:
+            while (reached := lowest_watermark(conn, topic, PARTITIONS)) < head:
+                progress = conn.execute("SELECT count(*) FROM things").fetchone()
+                if first_seen is None and progress and progress[0] > 0:
+                    first_seen, first_position = time.perf_counter(), reached
+                time.sleep(0.05)
+        done = time.perf_counter()
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)
+    assert first_seen is not None and first_position is not None
+    return (head - first_position) / max(done - first_seen, 1e-9), first_seen - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--latency-samples", type=int, default=300)
+    args = parser.parse_args()
+    topic = f"bench.events.{uuid.uuid4().hex[:6]}"
+    with fresh_database("stream") as bench_db, KafkaBroker(partitions=PARTITIONS) as broker:
+        broker.start()
+        print_header("bench/stream: log → Kafka → Faust → read models", bench_db,
+                     events=args.events, partitions=PARTITIONS, broker="Apache Kafka 4.1 (KRaft)")
+        db = bench_db.info
+        settings = Settings(kafka_bootstrap=broker.bootstrap, kafka_topic=topic,
+                            kafka_partitions=PARTITIONS, run_sagas=False)
+        rt = Runtime.start(settings, db)
+        try:
+            head = write_events(rt, args.events)
+            target = KafkaTarget(broker.bootstrap, topic, PARTITIONS)
+            relay = Relay(rt.event_log, db, target)
+            ensure_topic(target)
+            producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all",
+                                     enable_idempotence=True, linger_ms=5, batch_size=256 * 1024)
+            t0 = time.perf_counter()
+            with psycopg.connect(db.conninfo, autocommit=True) as conn:
+                while relay.publish_chunk(producer, conn):
+                    pass
+            relay_s = time.perf_counter() - t0
+            producer.close()
+            one_rate, one_start = project_with_workers(db, broker, topic, head, 1)
+            two_rate, two_start = project_with_workers(db, broker, topic, head, 2)
+            print_table("throughput", ["stage", "events", "events/s", "notes"], [
+                ("relay: log → Kafka (acks=all, idempotent)", f"{head:,}", fmt_rate(head / relay_s),
+                 "target ≥ 20,000/s"),
+                ("Faust projections, 1 worker", f"{head:,}", fmt_rate(one_rate),
+                 f"start-up {one_start:.1f}s excluded; target ≥ 5,000/s"),
+                ("Faust projections, 2 workers", f"{head:,}", fmt_rate(two_rate),
+                 f"start-up {two_start:.1f}s excluded"),
+            ])
+            latencies = end_to_end_latency(rt, db, broker, topic, args.latency_samples)
+            s = latencies.summary()
+            print_table("end-to-end latency: HTTP command accepted → visible in the read model",
+                        ["samples", "p50 ms", "p99 ms", "max ms", "targets"],
+                        [(len(latencies.values), fmt_ms(s["p50"]), fmt_ms(s["p99"]),
+                          fmt_ms(s["max"]), "p50 < 100 ms, p99 < 500 ms")])
+            rebuild_rate(rt, db)
+        finally:
+            rt.close()
+
+
+def end_to_end_latency(rt: Runtime, db: ConnectionInfo, broker: KafkaBroker, topic: str,
+                       samples: int) -> Latencies:
+    """POST a command, then GET it with ?after=<position>: the time until it is visible."""
+    relay = Relay(rt.event_log, db, KafkaTarget(broker.bootstrap, topic, PARTITIONS))
+    relay_thread = threading.Thread(target=relay.run, daemon=True)
+    relay_thread.start()
+    worker = spawn_worker(db, broker, topic, f"bench-latency-{uuid.uuid4().hex[:6]}")
+    latencies = Latencies()
+    try:
+        with LiveServer(rt) as live, httpx.Client(base_url=live.url, timeout=30) as http:
+            http.post("/v1/things", json={"type": "course", "name": "warm-up"})
+            warm = http.post("/v1/things", json={"type": "course", "name": "warm-up"}).json()
+            http.get(f"/v1/things/{warm['id']}", params={"after": warm["position"]})  # workers ready
+            for i in range(samples):
+                t0 = time.perf_counter()
+                made = http.post("/v1/things", json={"type": "course", "name": f"c{i}"}).json()
+                got = http.get(f"/v1/things/{made['id']}", params={"after": made["position"]})
+                latencies.values.append(time.perf_counter() - t0)
+                assert got.status_code == 200, got.text
+    finally:
+        relay.stop()
+        worker.terminate()
+        worker.wait(timeout=30)
+    return latencies
+
+
+def rebuild_rate(rt: Runtime, db: ConnectionInfo) -> None:
+    """The fast path: replay the whole log into empty read models in-process."""
+    t0 = time.perf_counter()
+    count = rebuild(rt.event_log, db, list(PROJECTIONS.values()))
+    elapsed = time.perf_counter() - t0
+    print_table("rebuild straight from the log (`one projections rebuild`)",
+                ["events", "seconds", "events/s", "target"],
+                [(f"{count:,}", f"{elapsed:.1f}", fmt_rate(count / elapsed), "≥ 50,000/s")])
+
+
+if __name__ == "__main__":
+    main()
