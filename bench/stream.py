@@ -21,10 +21,10 @@ import httpx
 import psycopg
 from kafka import KafkaProducer
 
+from api.live_server import LiveServer
 from api.runtime import Runtime
 from bench.common import (
     Latencies,
-    LiveServer,
     fmt_ms,
     fmt_rate,
     fresh_database,

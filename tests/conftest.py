@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +11,8 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-import uvicorn
 
-from api.app import create_app
+from api.live_server import LiveServer
 from api.runtime import Runtime
 from commands.store import EVENTS_TABLE
 from infra.database import ConnectionInfo, ensure_database, parse_database_url, start_embedded_server
@@ -64,41 +60,6 @@ def runtime(fresh_db: ConnectionInfo) -> Iterator[Runtime]:
     rt = start_runtime(fresh_db)
     yield rt
     rt.close()
-
-
-def free_port() -> int:
-    """An unused TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class LiveServer:
-    """uvicorn serving the app on a loopback port in a background thread."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.port = free_port()
-        config = uvicorn.Config(create_app(runtime), host="127.0.0.1", port=self.port,
-                                log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -16,11 +16,11 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from api.live_server import free_port
 from commands.store import EVENTS_TABLE, open_event_log
 from infra.database import ConnectionInfo
 from projections.rebuild import rebuild, snapshot
 from projections.registry import PROJECTIONS
-from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
