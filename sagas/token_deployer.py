@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 
-from providers.chain import ChainError, ChainUnavailable, TokenLedger
 from psycopg_pool import ConnectionPool
 
 from commands.bus import CommandBus
 from commands.handlers import Context
 from commands.models import RecordActivity, UpdateThing
 from domain.errors import DomainError
+from providers.chain import ChainError, ChainUnavailable, TokenLedger
 
 log = logging.getLogger(__name__)
 

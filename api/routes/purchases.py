@@ -9,11 +9,11 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from providers.stripe_webhooks import WebhookSignatureError, payment_status_from_event, verify_webhook
 
 from api.deps import ContextDep, RuntimeDep, send_command
 from api.problems import Problem
 from commands.models import StartTokenPurchase
+from providers.stripe_webhooks import WebhookSignatureError, payment_status_from_event, verify_webhook
 from sagas.views import purchase_view
 
 router = APIRouter(prefix="/v1", tags=["token purchases"])
