@@ -362,7 +362,8 @@ def test_http_purchase_completes(fresh_db: ConnectionInfo) -> None:
             token = http.post("/v1/things", json={"type": "token", "name": "Al Coin",
                                                   "properties": {"priceUsd": 2}}).json()
             deadline = time.monotonic() + 60
-            while "contractAddress" not in http.get(f"/v1/things/{token['id']}").json()["properties"]:
+            while "contractAddress" not in http.get(
+                    f"/v1/things/{token['id']}", params={"after": token["position"]}).json()["properties"]:
                 assert time.monotonic() < deadline, "token contract was never deployed"
                 time.sleep(0.2)
             started = http.post("/v1/token-purchases", json={
