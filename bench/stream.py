@@ -160,9 +160,8 @@ def end_to_end_latency(rt: Runtime, db: ConnectionInfo, broker: KafkaBroker, top
     latencies = Latencies()
     try:
         with LiveServer(rt) as live, httpx.Client(base_url=live.url, timeout=30) as http:
-            http.post("/v1/things", json={"type": "course", "name": "warm-up"})
             warm = http.post("/v1/things", json={"type": "course", "name": "warm-up"}).json()
-            http.get(f"/v1/things/{warm['id']}", params={"after": warm["position"]})  # workers ready
+            rt.wait_for_sync(warm["position"], timeout=600)  # the new group replays the topic first
             for i in range(samples):
                 t0 = time.perf_counter()
                 made = http.post("/v1/things", json={"type": "course", "name": f"c{i}"}).json()
