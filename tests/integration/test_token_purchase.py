@@ -387,6 +387,16 @@ def test_http_purchase_completes(fresh_db: ConnectionInfo) -> None:
             deployed = http.get("/v1/events", params={"type": "token_deployed",
                                                       "after": purchase["position"]}).json()
             assert [e["target_id"] for e in deployed["items"]] == [token["id"]]
+            declined = http.post("/v1/token-purchases", json={
+                "buyer_id": buyer["id"], "token_id": token["id"], "amount": 5,
+                "payment_method": "pm_card_chargeDeclined"}).json()
+            while (view := http.get(f"/v1/token-purchases/{declined['id']}").json())["status"] == "running":
+                assert time.monotonic() < deadline, view
+                time.sleep(0.1)
+            assert view["status"] == "failed" and view["mint_tx"] is None
+            holdings = http.get(f"/v1/holders/{buyer['id']}/tokens",
+                                params={"after": rt.head()}).json()["items"]
+            assert [h["balance"] for h in holdings] == [5]  # only the completed purchase
             bad = http.post("/v1/token-purchases", json={
                 "buyer_id": buyer["id"], "token_id": token["id"], "amount": 0,
                 "payment_method": "pm_card_visa"})
