@@ -86,7 +86,8 @@ class PurchaseDriver:
         try:
             based_on, decision = step(saga)
         except Transient as error:
-            based_on, decision = saga, self._on_transient(saga, str(error))
+            current: TokenPurchase = self.event_log.repository.get(saga_id)  # may hold a new tx
+            based_on, decision = current, self._on_transient(current, str(error))
         if decision is not None:
             self._apply(based_on, decision)
         return str(self.event_log.repository.get(saga_id).status)

@@ -30,7 +30,7 @@ from infra.database import ConnectionInfo
 from projections.rebuild import rebuild, snapshot
 from projections.sagas import SAGAS
 from providers.chain import Web3Ledger, http_web3
-from providers.evm import DEV_DEPLOYER_KEY, in_process_web3
+from providers.evm import DEV_DEPLOYER_KEY, InProcessEVMProvider, in_process_web3
 from providers.stripe_sandbox import StripeSandboxClient, sandbox_gateway
 from providers.stripe_webhooks import encode_event, sign_webhook
 from sagas.purchase_driver import DriverPolicy, PurchaseDriver
@@ -320,6 +320,32 @@ def test_driver_killed_at_each_step_boundary_resumes(world: World, boundary: int
     world.driver = new_driver(world.runtime, world.stripe, fresh_ledger)
     assert world.run(saga_id).status == "completed"
     assert world.supply() == 4 * 10**TOKEN_DECIMALS
+
+
+def _set_mining(w3: Web3, automatic: bool) -> None:
+    """Pause or resume block production (anvil's RPC, or eth-tester's switch)."""
+    provider = w3.provider
+    if isinstance(provider, InProcessEVMProvider):
+        tester = provider.ethereum_tester
+        tester.enable_auto_mine_transactions() if automatic else tester.disable_auto_mine_transactions()
+    else:
+        w3.provider.make_request("evm_setAutomine", [automatic])  # type: ignore[arg-type]
+
+
+def test_mint_not_mined_yet_waits_on_a_durable_timer_then_confirms(world: World) -> None:
+    saga_id = world.start(amount=3)
+    world.driver.advance(saga_id)  # charged
+    _set_mining(world.w3, False)
+    try:
+        assert world.driver.advance(saga_id) == "running"  # signed, recorded, broadcast, pending
+        assert _types(world, saga_id)[-2:] == ["mint_signed", "step_failed"]
+        assert world.supply() == 0
+    finally:
+        _set_mining(world.w3, True)
+    if isinstance(world.w3.provider, InProcessEVMProvider):
+        world.w3.provider.ethereum_tester.mine_blocks()
+    assert world.run(saga_id).status == "completed"
+    assert world.supply() == 3 * 10**TOKEN_DECIMALS
 
 
 def test_stripe_outages_and_timeouts_are_retried(world: World) -> None:
