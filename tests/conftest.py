@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -90,3 +92,23 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
 def database_url(db: ConnectionInfo) -> str:
     """A DATABASE_URL for subprocesses (`one relay`, `one worker`, `one serve`)."""
     return f"postgresql://{db.user}@/{db.dbname}?host={db.host}&port={db.port}"
+
+
+def wait_for_contract(http: httpx.Client, token: dict[str, Any], timeout: float = 90.0) -> str:
+    """Poll (read-your-writes) until the token thing has a deployed contract; return its address."""
+    deadline = time.monotonic() + timeout
+    while True:
+        thing = http.get(f"/v1/things/{token['id']}", params={"after": token["position"]}).json()
+        if "contractAddress" in thing["properties"]:
+            return str(thing["properties"]["contractAddress"])
+        assert time.monotonic() < deadline, "the token contract was never deployed"
+        time.sleep(0.2)
+
+
+def wait_for_purchase(http: httpx.Client, purchase_id: str, timeout: float = 90.0) -> dict[str, Any]:
+    """Poll until the token purchase leaves `running`; return its view."""
+    deadline = time.monotonic() + timeout
+    while (view := http.get(f"/v1/token-purchases/{purchase_id}").json())["status"] == "running":
+        assert time.monotonic() < deadline, view
+        time.sleep(0.1)
+    return dict(view)

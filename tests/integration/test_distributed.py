@@ -34,7 +34,7 @@ from infra.settings import Settings
 from projections.rebuild import rebuild, rebuild_via_topic, snapshot
 from projections.registry import PROJECTIONS
 from streams.watermarks import lowest_watermark
-from tests.conftest import LiveServer, database_url
+from tests.conftest import LiveServer, database_url, wait_for_contract, wait_for_purchase
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTITIONS = 4
@@ -354,18 +354,11 @@ def test_token_purchase_completes_in_distributed_mode(cluster: Cluster) -> None:
         buyer = http.post("/v1/people", json={"name": "Kim", "email": "kim@example.com"}).json()
         token = http.post("/v1/things", json={"type": "token", "name": "Kim Coin",
                                               "properties": {"priceUsd": 1}}).json()
-        deadline = time.monotonic() + 90
-        while "contractAddress" not in http.get(
-                f"/v1/things/{token['id']}", params={"after": token["position"]}).json()["properties"]:
-            assert time.monotonic() < deadline, "the token contract was never deployed"
-            time.sleep(0.2)
+        wait_for_contract(http, token)
         started = http.post("/v1/token-purchases", json={
             "buyer_id": buyer["id"], "token_id": token["id"], "amount": 3,
             "payment_method": "pm_card_visa"}).json()
-        while (view := http.get(f"/v1/token-purchases/{started['id']}").json())["status"] == "running":
-            assert time.monotonic() < deadline, view
-            time.sleep(0.2)
-        assert view["status"] == "completed"
+        assert wait_for_purchase(http, started["id"])["status"] == "completed"
         holdings = http.get(f"/v1/holders/{buyer['id']}/tokens",
                             params={"after": cluster.head()}).json()["items"]
         assert [h["balance"] for h in holdings] == [3]

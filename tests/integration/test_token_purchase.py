@@ -34,7 +34,7 @@ from providers.evm import DEV_DEPLOYER_KEY, InProcessEVMProvider, in_process_web
 from providers.stripe_sandbox import StripeSandboxClient, sandbox_gateway
 from providers.stripe_webhooks import encode_event, sign_webhook
 from sagas.purchase_driver import DriverPolicy, PurchaseDriver
-from tests.conftest import LiveServer, database_url, start_runtime
+from tests.conftest import LiveServer, database_url, start_runtime, wait_for_contract, wait_for_purchase
 
 CUSTODY_SEED = b"test-custody-seed-0123456789"
 
@@ -387,19 +387,13 @@ def test_http_purchase_completes(fresh_db: ConnectionInfo) -> None:
             buyer = http.post("/v1/people", json={"name": "Al", "email": "al@example.com"}).json()
             token = http.post("/v1/things", json={"type": "token", "name": "Al Coin",
                                                   "properties": {"priceUsd": 2}}).json()
-            deadline = time.monotonic() + 60
-            while "contractAddress" not in http.get(
-                    f"/v1/things/{token['id']}", params={"after": token["position"]}).json()["properties"]:
-                assert time.monotonic() < deadline, "token contract was never deployed"
-                time.sleep(0.2)
+            wait_for_contract(http, token)
             started = http.post("/v1/token-purchases", json={
                 "buyer_id": buyer["id"], "token_id": token["id"], "amount": 5,
                 "payment_method": "pm_card_visa"})
             assert started.status_code == 202, started.text
             purchase = started.json()
-            while (view := http.get(f"/v1/token-purchases/{purchase['id']}").json())["status"] == "running":
-                assert time.monotonic() < deadline, view
-                time.sleep(0.1)
+            view = wait_for_purchase(http, purchase["id"])
             assert view["status"] == "completed" and view["usd_amount"] == 10.0
             for event in _webhooks(view):  # duplicated and out of order: harmless
                 body = encode_event(event)
@@ -416,9 +410,7 @@ def test_http_purchase_completes(fresh_db: ConnectionInfo) -> None:
             declined = http.post("/v1/token-purchases", json={
                 "buyer_id": buyer["id"], "token_id": token["id"], "amount": 5,
                 "payment_method": "pm_card_chargeDeclined"}).json()
-            while (view := http.get(f"/v1/token-purchases/{declined['id']}").json())["status"] == "running":
-                assert time.monotonic() < deadline, view
-                time.sleep(0.1)
+            view = wait_for_purchase(http, declined["id"])
             assert view["status"] == "failed" and view["mint_tx"] is None
             holdings = http.get(f"/v1/holders/{buyer['id']}/tokens",
                                 params={"after": rt.head()}).json()["items"]
