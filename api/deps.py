@@ -19,7 +19,7 @@ from projections.queries import Conn
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 
 
-def runtime(request: Request) -> Runtime:
+async def runtime(request: Request) -> Runtime:
     """The app's runtime."""
     return request.app.state.runtime  # type: ignore[no-any-return]
 
@@ -46,7 +46,7 @@ def parse_if_match(value: str | None) -> int | None:
     return int(match.group(1))
 
 
-def command_context(
+async def command_context(
     request: Request,
     x_actor_id: Annotated[str | None, Header()] = None,
     x_org_id: Annotated[str | None, Header()] = None,

@@ -75,7 +75,7 @@ class Runtime:
         driver = PurchaseDriver(self.bus, self.event_log, payments or build_payments(self.settings),
                                 ledger, self.token_owners)
         self.sagas = SagaRunner(driver, self.reads,
-                                chores=(TokenDeployer(self.bus, self.reads, ledger),)).start()
+                                chores=(TokenDeployer(self.bus, self.event_log, self.reads, ledger),)).start()
         return self.sagas
 
     def token_owners(self, token_id: str) -> dict[str, float]:

@@ -22,8 +22,8 @@ import time
 import uuid
 from typing import Any
 
+from api.live_server import LiveServer
 from bench.common import (
-    LiveServer,
     LoadClient,
     build_request,
     fmt_ms,

@@ -25,10 +25,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from api.live_server import LiveServer
 from bench.common import (
     LATENCY_HEADERS,
     Latencies,
-    LiveServer,
     LoadClient,
     Request,
     build_request,

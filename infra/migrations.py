@@ -152,6 +152,9 @@ MIGRATIONS: tuple[Migration, ...] = (
             WHERE status IN ('running', 'compensating');
         CREATE INDEX sagas_status_idx ON sagas (status, updated_at DESC);
     """),
+    Migration(5, "things: newest-first listing without a type filter", """
+        CREATE INDEX things_created_idx ON things (created_position DESC);
+    """),
 )
 
 
