@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -51,10 +52,18 @@ def _rows(conn: Conn, sql: str, params: Any = ()) -> list[Row]:
 
 
 def _jsonable(row: Row) -> Row:
-    return {
-        k: (str(v) if isinstance(v, UUID) else v.isoformat() if isinstance(v, datetime) else v)
-        for k, v in row.items()
-    }
+    """Rows as plain JSON types, so routes can serialise them with `json.dumps` directly."""
+    return {k: _plain(v) for k, v in row.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
 
 
 def _page(rows: list[Row], limit: int, key: str) -> dict[str, Any]:

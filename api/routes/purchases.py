@@ -7,7 +7,6 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from api.deps import ContextDep, RuntimeDep, send_command
@@ -35,7 +34,7 @@ def get_purchase(purchase_id: UUID, rt: RuntimeDep) -> JSONResponse:
     view = purchase_view(rt.event_log, purchase_id)
     if view is None:
         raise Problem(404, "not_found", f"token purchase {purchase_id} not found", "id")
-    return JSONResponse(jsonable_encoder(view))
+    return JSONResponse(view)
 
 
 @router.post("/webhooks/stripe", status_code=200)

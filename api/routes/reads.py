@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from api.deps import CleanQuery, Consistent, ReadDep, RuntimeDep
@@ -22,7 +21,7 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 def _found(row: Any, what: str, ident: UUID) -> JSONResponse:
     if row is None:
         raise Problem(404, "not_found", f"{what} {ident} not found", "id")
-    return JSONResponse(jsonable_encoder(row))
+    return JSONResponse(row)
 
 
 @router.get("/things/{thing_id}")
@@ -40,7 +39,7 @@ def list_things(
     """Things newest first, by type / status / tag, with cursor pagination."""
     page = q.list_things(conn, type=type, status=status, tag=tag, org_id=org_id,
                          include_deleted=include_deleted, limit=limit, cursor=cursor)
-    return JSONResponse(jsonable_encoder(page))
+    return JSONResponse(page)
 
 
 @router.get("/things/{thing_id}/activity")
@@ -48,7 +47,7 @@ def thing_activity(thing_id: UUID, conn: ReadDep, type: str | None = None,
                    limit: Limit = 50, cursor: str | None = None) -> JSONResponse:
     """A thing's interaction history (views, likes, purchases, lifecycle), newest first."""
     page = q.list_activity(conn, target_id=thing_id, type=type, limit=limit, cursor=cursor)
-    return JSONResponse(jsonable_encoder(page))
+    return JSONResponse(page)
 
 
 @router.get("/creators/{creator_id}")
@@ -60,7 +59,7 @@ def creator(creator_id: UUID, conn: ReadDep) -> JSONResponse:
 @router.get("/holders/{holder_id}/tokens")
 def holdings(holder_id: UUID, conn: ReadDep) -> JSONResponse:
     """A user's token holdings with balances."""
-    return JSONResponse(jsonable_encoder({"items": q.token_holdings(conn, holder_id)}))
+    return JSONResponse({"items": q.token_holdings(conn, holder_id)})
 
 
 @router.get("/connections/{conn_id}")
@@ -74,7 +73,7 @@ def list_connections(conn: ReadDep, from_id: UUID | None = None, to_id: UUID | N
                      type: str | None = None, limit: Limit = 100) -> JSONResponse:
     """Live connections by endpoint and type."""
     rows = q.list_connections(conn, from_id=from_id, to_id=to_id, type=type, limit=limit)
-    return JSONResponse(jsonable_encoder({"items": rows}))
+    return JSONResponse({"items": rows})
 
 
 @router.get("/events")
@@ -85,24 +84,24 @@ def list_events(conn: ReadDep, type: str | None = None, actor_id: str | None = N
     """The activity table, newest first, by type / actor / target / time range."""
     page = q.list_activity(conn, type=type, actor_id=actor_id, target_id=target_id,
                            since=since, until=until, limit=limit, cursor=cursor)
-    return JSONResponse(jsonable_encoder(page))
+    return JSONResponse(page)
 
 
 @router.get("/analytics/payments")
 def payments(conn: ReadDep, since: datetime | None = None,
              until: datetime | None = None) -> JSONResponse:
     """payment_processed events by status over a time range: count and total amount."""
-    return JSONResponse(jsonable_encoder({"by_status": q.payment_analytics(conn, since, until)}))
+    return JSONResponse({"by_status": q.payment_analytics(conn, since, until)})
 
 
 @router.get("/tags")
 def tags(conn: ReadDep, category: str | None = None, limit: Limit = 100) -> JSONResponse:
     """The tag catalogue with usage counts."""
-    return JSONResponse(jsonable_encoder({"items": q.list_tags(conn, category, limit)}))
+    return JSONResponse({"items": q.list_tags(conn, category, limit)})
 
 
 @router.get("/projections")
 def projections(rt: RuntimeDep) -> JSONResponse:
     """Each projection's position and lag; in distributed mode also each partition's watermark
     and consumer lag; and how many events are parked."""
-    return JSONResponse(jsonable_encoder(collect_status(rt)))
+    return JSONResponse(collect_status(rt))
