@@ -28,8 +28,6 @@ class LiveServer:
                                 log_level="warning", lifespan="on", backlog=backlog)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.loop_impl = config.loop
-        self.http_impl = config.http
 
     @property
     def url(self) -> str:

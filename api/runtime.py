@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from psycopg_pool import ConnectionPool
 
@@ -44,7 +44,6 @@ class Runtime:
     runner: InProcessRunner | None
     reads: ConnectionPool
     sagas: SagaRunner | None = None
-    started_at: float = field(default_factory=time.time)
 
     @classmethod
     def start(cls, settings: Settings, db: ConnectionInfo | None = None) -> Runtime:

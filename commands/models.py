@@ -201,11 +201,3 @@ class StartTokenPurchase(StrictModel):
     amount: int = Field(gt=0, strict=True)
     payment_method: str = Field(min_length=1, max_length=255)
     usd_amount: float | None = Field(default=None, gt=0)
-
-
-Command = (
-    CreateOrganization | UpdateOrganization | CreatePerson | ChangePersonRole
-    | CreateThing | UpdateThing | ChangeThingStatus | TagThing | UntagThing | DeleteThing
-    | RestoreThing | CreateConnection | UpdateConnection | RemoveConnection | RecordActivity
-    | CreateContent | StartTokenPurchase
-)

@@ -19,7 +19,6 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-from domain.catalog import AGGREGATES
 from infra.database import ConnectionInfo
 
 AfterInsert = Callable[[Cursor[DictRow], Sequence[int]], None]
@@ -102,10 +101,3 @@ def open_event_log(db: ConnectionInfo, pool_size: int = 8) -> EventLog:
         "CREATE_TABLE": "y",
     }
     return EventLog(env=env)
-
-
-def aggregate_topics() -> dict[str, type[Any]]:
-    """Topic of each aggregate class (as stored with creation events) → class."""
-    from eventsourcing.utils import get_topic
-
-    return {get_topic(cls): cls for cls in AGGREGATES}

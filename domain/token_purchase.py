@@ -20,7 +20,6 @@ from domain.errors import InvalidState, ValidationFailed
 
 PLATFORM_FEE = 0.15
 TOKEN_DECIMALS = 18
-TERMINAL = frozenset({"completed", "failed", "compensated", "resolved"})
 
 
 @dataclass(frozen=True)

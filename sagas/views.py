@@ -40,5 +40,6 @@ def purchase_view(event_log: EventLog, saga_id: UUID) -> dict[str, Any] | None:
         "payment_id": saga.payment_id, "refund_id": saga.refund_id,
         "mint_tx": saga.mint_tx["tx_hash"] if saga.mint_tx else None,
         "burn_tx": saga.burn_tx["tx_hash"] if saga.burn_tx else None,
+        "minted": saga.minted, "burned": saga.burned,
         "reason": saga.reason, "version": saga.version, "steps": steps,
     }
