@@ -7,6 +7,7 @@ import threading
 import time
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from api.app import create_app
 from api.runtime import Runtime
@@ -22,10 +23,13 @@ def free_port() -> int:
 class LiveServer:
     """`with LiveServer(runtime) as live:` serves the API at `live.url` until the block ends."""
 
-    def __init__(self, runtime: Runtime, backlog: int = 2048) -> None:
+    def __init__(self, target: Runtime | ASGIApp, backlog: int = 2048) -> None:
+        """Serve the ONE API of a runtime, or any ASGI app (e.g. the embeddings server)."""
         self.port = free_port()
-        config = uvicorn.Config(create_app(runtime), host="127.0.0.1", port=self.port,
-                                log_level="warning", lifespan="on", backlog=backlog)
+        ours = isinstance(target, Runtime)
+        config = uvicorn.Config(create_app(target) if isinstance(target, Runtime) else target,
+                                host="127.0.0.1", port=self.port, log_level="warning",
+                                lifespan="on" if ours else "auto", backlog=backlog)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -34,6 +34,13 @@ class Settings:
     chain_private_key: str | None = None
     custody_seed: str = "one-dev-custody-seed-change-me"
     run_sagas: bool = True
+    run_knowledge: bool = True
+    embedder: str = "local"
+    embedding_model: str | None = None
+    embedding_dimensions: int | None = None
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    knowledge_fields: str = ""
 
     @property
     def distributed(self) -> bool:
@@ -61,5 +68,20 @@ class Settings:
             chain_rpc_url=env.get("CHAIN_RPC_URL") or None,
             chain_private_key=env.get("CHAIN_PRIVATE_KEY") or None,
             custody_seed=env.get("ONE_CUSTODY_SEED", "one-dev-custody-seed-change-me"),
-            run_sagas=env.get("ONE_RUN_SAGAS", "1") not in ("0", "false", "no"),
+            run_sagas=_flag(env.get("ONE_RUN_SAGAS", "1")),
+            run_knowledge=_flag(env.get("ONE_KNOWLEDGE", "1")),
+            embedder=env.get("ONE_EMBEDDER", "local"),
+            embedding_model=env.get("ONE_EMBEDDING_MODEL") or None,
+            embedding_dimensions=_optional_int(env.get("ONE_EMBEDDING_DIMENSIONS")),
+            openai_api_key=env.get("OPENAI_API_KEY") or None,
+            openai_base_url=env.get("OPENAI_BASE_URL") or None,
+            knowledge_fields=env.get("ONE_KNOWLEDGE_FIELDS", ""),
         )
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() not in ("0", "false", "no", "off")
+
+
+def _optional_int(value: str | None) -> int | None:
+    return int(value) if value else None

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from infra.settings import Settings
 from providers.chain import TokenLedger, Web3Ledger, http_web3
+from providers.embeddings import Embedder, EmbedderMisconfigured, EmbedderSpec
 from providers.payments import PaymentGateway
 from providers.stripe_gateway import StripeGateway
 
@@ -32,3 +33,54 @@ def build_ledger(settings: Settings) -> TokenLedger:
     from providers.evm import DEV_DEPLOYER_KEY, in_process_web3
 
     return Web3Ledger(in_process_web3(), DEV_DEPLOYER_KEY, seed)
+
+
+EMBEDDERS = ("local", "openai")
+
+
+def embedder_spec(settings: Settings) -> EmbedderSpec:
+    """The vector space the settings ask for: `ONE_EMBEDDER` (local | openai), `ONE_EMBEDDING_MODEL`
+    (default per provider), `ONE_EMBEDDING_DIMENSIONS`, and for openai `OPENAI_BASE_URL`."""
+    if settings.embedder == "local":
+        from providers.local_embeddings import MODEL_ID
+
+        spec = EmbedderSpec(provider="local", model=settings.embedding_model or MODEL_ID,
+                            dimensions=settings.embedding_dimensions)
+        _check_local(spec)
+        return EmbedderSpec(provider="local", model=MODEL_ID)
+    if settings.embedder == "openai":
+        from providers.openai_embeddings import DEFAULT_MODEL
+
+        return EmbedderSpec(provider="openai", model=settings.embedding_model or DEFAULT_MODEL,
+                            base_url=settings.openai_base_url, dimensions=settings.embedding_dimensions)
+    raise EmbedderMisconfigured(
+        f"ONE_EMBEDDER={settings.embedder!r} is not an embedder; use one of {', '.join(EMBEDDERS)}")
+
+
+def build_embedder(spec: EmbedderSpec, settings: Settings) -> Embedder:
+    """The embedder for `spec` (e.g. one stored with an index); the API key comes from the settings."""
+    if spec.provider == "local":
+        _check_local(spec)
+        from providers.local_embeddings import LocalMiniLM
+
+        return LocalMiniLM()
+    if spec.provider == "openai":
+        from providers.openai_embeddings import OpenAIEmbedder
+
+        return OpenAIEmbedder(spec.model, api_key=settings.openai_api_key, base_url=spec.base_url,
+                              dimensions=spec.dimensions)
+    raise EmbedderMisconfigured(
+        f"embedder provider {spec.provider!r} is unknown; ONE_EMBEDDER takes one of {', '.join(EMBEDDERS)}")
+
+
+def _check_local(spec: EmbedderSpec) -> None:
+    from providers.local_embeddings import DIMENSION, MODEL_ID
+
+    if spec.model != MODEL_ID:
+        raise EmbedderMisconfigured(
+            f"the local embedder only runs {MODEL_ID}, not {spec.model!r} (unset ONE_EMBEDDING_MODEL"
+            " or use ONE_EMBEDDER=openai)")
+    if spec.dimensions not in (None, DIMENSION):
+        raise EmbedderMisconfigured(
+            f"the local embedder's vectors have {DIMENSION} dimensions, not {spec.dimensions}"
+            " (unset ONE_EMBEDDING_DIMENSIONS)")
