@@ -56,13 +56,13 @@ def read_pass(log: Any, head: int, chunk: int, decode: bool) -> float:
 def catch_up(log: Any, db: Any, projections: list[Any], chunk: int,
              profile: bool = False) -> tuple[float, int, str]:
     """Reset the projections, then time a cold catch-up; returns (seconds, applied, profile)."""
-    from projections.store import reset_projection
+    from projections.store import ProjectionSet, reset_projection
     from streams.inprocess import InProcessRunner
 
     with psycopg.connect(db.conninfo, autocommit=True) as conn:
         for projection in projections:
             reset_projection(conn, projection)
-        runner = InProcessRunner(log, db, projections, chunk_size=chunk)
+        runner = InProcessRunner(log, db, ProjectionSet(tuple(projections)), chunk_size=chunk)
         prof = cProfile.Profile() if profile else None
         t0 = time.perf_counter()
         if prof:

@@ -155,6 +155,20 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "things: newest-first listing without a type filter", """
         CREATE INDEX things_created_idx ON things (created_position DESC);
     """),
+    Migration(6, "knowledge: vector indexes registry (per-index tables are created on demand)", """
+        CREATE EXTENSION IF NOT EXISTS vector;
+        CREATE TABLE knowledge_indexes (
+            name text PRIMARY KEY,
+            spec jsonb NOT NULL,
+            dimension int NOT NULL,
+            status text NOT NULL CHECK (status IN ('building', 'active', 'retired')),
+            created_at timestamptz NOT NULL DEFAULT now(),
+            activated_at timestamptz
+        );
+        CREATE UNIQUE INDEX knowledge_indexes_one_active ON knowledge_indexes ((true))
+            WHERE status = 'active';
+        ALTER TABLE projection_errors ADD COLUMN projection text;
+    """),
 )
 
 

@@ -8,9 +8,11 @@ the in-process runner and the Faust agents both call the same functions.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+
+import psycopg
 
 from streams.envelope import Envelope
 
@@ -33,6 +35,35 @@ class Projection:
         if envelope.type not in self.handles:
             return []
         return self.project(envelope)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An event a writer could only partly apply (e.g. its embedding failed): to be parked."""
+
+    envelope: Envelope
+    error: str
+
+
+class Writer(Protocol):
+    """Writes chunks of the log into read models, inside the caller's transaction.
+
+    The in-process runner (`projections.store.apply_or_park`, which also moves checkpoints) and
+    the Faust agents (`streams.kafka_apply.apply_records`, which also stores watermarks) both
+    drive writers, so projection logic exists once.
+    """
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The checkpoint names of the read models written."""
+        ...
+
+    def write(
+        self, conn: psycopg.Connection[object], envelopes: Sequence[Envelope],
+        since: dict[str, int] | None = None,
+    ) -> list[Rejected]:
+        """Apply the envelopes after `since[name]` (all if None); return what must be parked."""
+        ...
 
 
 def split_patch(patch: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:

@@ -11,7 +11,7 @@ from psycopg import sql
 from commands.store import EventLog
 from infra.database import ConnectionInfo
 from projections.base import Projection
-from projections.store import reset_projection
+from projections.store import ProjectionSet, reset_projection
 from streams.inprocess import InProcessRunner
 
 
@@ -23,7 +23,7 @@ def rebuild(event_log: EventLog, db: ConnectionInfo, projections: Sequence[Proje
     with psycopg.connect(db.conninfo, autocommit=True) as conn:
         for projection in projections:
             reset_projection(conn, projection)
-        return InProcessRunner(event_log, db, projections).catch_up(conn)
+        return InProcessRunner(event_log, db, ProjectionSet(tuple(projections))).catch_up(conn)
 
 
 def rebuild_via_topic(

@@ -1,12 +1,14 @@
 """Apply projector statements and move checkpoints, in one transaction (transport-agnostic).
 
-Both the in-process runner and (in distributed mode) the Faust agents call `apply_batch`.
+The in-process runner calls `apply_or_park` with a `Writer`; `ProjectionSet` is the writer of the
+pure projections (the vector projection has its own, in `projections.knowledge`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from itertools import groupby
 from operator import itemgetter
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from projections.base import Projection, Statement
+from projections.base import Projection, Rejected, Statement, Writer
 from streams.envelope import Envelope
 
 log = logging.getLogger(__name__)
@@ -32,28 +34,30 @@ def read_checkpoints(conn: psycopg.Connection[object], names: Iterable[str]) -> 
 
 def apply_batch(
     conn: psycopg.Connection[object],
-    projections: Sequence[Projection],
+    writer: Writer,
     envelopes: Sequence[Envelope],
     checkpoints: dict[str, int],
     up_to: int | None = None,
 ) -> dict[str, int]:
-    """Apply envelopes newer than each projection's checkpoint, then advance the checkpoints to
-    `up_to` (default: the last envelope's position), all in one transaction. Returns the new
-    checkpoints. Each projection's statements run in log order."""
+    """Write envelopes newer than each checkpoint, park what the writer rejects, then advance the
+    checkpoints to `up_to` (default: the last envelope's position), all in one transaction.
+    Returns the new checkpoints."""
     if not envelopes and up_to is None:
         return checkpoints
     end = up_to if up_to is not None else envelopes[-1].position
-    with conn.transaction(), conn.cursor() as cur:
-        apply_statements(cur, projections, envelopes, checkpoints)
-        moved = {p.name: end for p in projections if end > checkpoints[p.name]}
+    with conn.transaction():
+        for rejected in writer.write(conn, envelopes, checkpoints):
+            park(conn, rejected.envelope.to_dict(), rejected.error, writer.names)
+        moved = {name: end for name in writer.names if end > checkpoints[name]}
         if moved:
-            cur.executemany(
-                "INSERT INTO projection_checkpoints (name, position, updated_at)"
-                " VALUES (%s, %s, now()) ON CONFLICT (name) DO UPDATE"
-                " SET position = excluded.position, updated_at = now()"
-                " WHERE projection_checkpoints.position < excluded.position",
-                list(moved.items()),
-            )
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO projection_checkpoints (name, position, updated_at)"
+                    " VALUES (%s, %s, now()) ON CONFLICT (name) DO UPDATE"
+                    " SET position = excluded.position, updated_at = now()"
+                    " WHERE projection_checkpoints.position < excluded.position",
+                    list(moved.items()),
+                )
     return {**checkpoints, **moved}
 
 
@@ -62,66 +66,80 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
 
 
-def park(conn: psycopg.Connection[object], raw: dict[str, Any], error: BaseException) -> None:
-    """Record an event that no projection could apply, so it is reported instead of blocking."""
+def park(
+    conn: psycopg.Connection[object], raw: dict[str, Any], error: BaseException | str,
+    names: Sequence[str] = (),
+) -> None:
+    """Record an event that could not be applied, so it is reported instead of blocking."""
+    reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     with conn.transaction():
         conn.execute(
-            "INSERT INTO projection_errors (position, stream_id, event_type, error, envelope)"
-            " VALUES (%s, %s, %s, %s, %s)",
+            "INSERT INTO projection_errors (position, stream_id, event_type, error, envelope, projection)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
             (int(raw.get("position", -1)), str(raw.get("stream_id", "")), str(raw.get("type", "")),
-             f"{type(error).__name__}: {error}", Jsonb(raw)),
+             reason, Jsonb(raw), ",".join(names) or None),
         )
-    log.error("parked event at position %s: %s", raw.get("position"), error)
+    log.error("parked event at position %s: %s", raw.get("position"), reason)
 
 
 def apply_or_park(
     conn: psycopg.Connection[object],
-    projections: Sequence[Projection],
+    writer: Writer,
     envelopes: Sequence[Envelope],
     checkpoints: dict[str, int],
 ) -> dict[str, int]:
     """`apply_batch`; if the batch fails on a bad event, apply one by one and park the bad ones."""
     try:
-        return apply_batch(conn, projections, envelopes, checkpoints)
+        return apply_batch(conn, writer, envelopes, checkpoints)
     except Exception as error:
         if is_transient(error):
             raise
         log.warning("batch of %d failed; applying one by one", len(envelopes), exc_info=True)
     for envelope in envelopes:
         try:
-            checkpoints = apply_batch(conn, projections, [envelope], checkpoints)
+            checkpoints = apply_batch(conn, writer, [envelope], checkpoints)
         except Exception as error:
             if is_transient(error):
                 raise
-            park(conn, envelope.to_dict(), error)
-            checkpoints = apply_batch(conn, projections, [], checkpoints, up_to=envelope.position)
+            park(conn, envelope.to_dict(), error, writer.names)
+            checkpoints = apply_batch(conn, writer, [], checkpoints, up_to=envelope.position)
     return checkpoints
 
 
-def apply_statements(
-    cur: psycopg.Cursor[object],
-    projections: Sequence[Projection],
-    envelopes: Sequence[Envelope],
-    since: dict[str, int] | None = None,
-) -> None:
-    """Run every projection's statements for the envelopes (those after `since[name]`, if given)."""
-    for projection in projections:
-        after = since[projection.name] if since is not None else 0
-        statements = [
-            statement
-            for envelope in envelopes
-            if envelope.position > after
-            for statement in projection.apply(envelope)
-        ]
-        _execute_in_runs(cur, statements)
+@dataclass(frozen=True)
+class ProjectionSet:
+    """Pure projections written together: the `Writer` of the core read models."""
+
+    projections: tuple[Projection, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Checkpoint names: the projections' names."""
+        return tuple(p.name for p in self.projections)
+
+    def write(
+        self, conn: psycopg.Connection[object], envelopes: Sequence[Envelope],
+        since: dict[str, int] | None = None,
+    ) -> list[Rejected]:
+        """Run every projection's statements for the envelopes (those after `since[name]`).
+
+        Projections own disjoint tables, so applying them one after another (rather than
+        envelope by envelope) keeps every ordering that matters while making the runs long."""
+        with conn.cursor() as cur:
+            for projection in self.projections:
+                after = since[projection.name] if since is not None else 0
+                statements = [
+                    statement
+                    for envelope in envelopes
+                    if envelope.position > after
+                    for statement in projection.apply(envelope)
+                ]
+                _execute_in_runs(cur, statements)
+        return []
 
 
 def _execute_in_runs(cur: psycopg.Cursor[object], statements: list[Statement]) -> None:
-    """Execute in order, sending each run of consecutive identical SQL as one executemany.
-
-    Projections own disjoint tables, so applying them one after another (rather than envelope by
-    envelope) keeps every ordering that matters while making the runs long.
-    """
+    """Execute in order, sending each run of consecutive identical SQL as one executemany."""
     for sql_text, run in groupby(statements, key=itemgetter(0)):
         cur.executemany(sql_text, [params for _, params in run])
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
 
 import psycopg
 
 from commands.store import EVENTS_TABLE, EventLog
 from infra.database import ConnectionInfo
-from projections.base import Projection
+from projections.base import Writer
 from projections.store import apply_or_park, read_checkpoints
 from streams.envelope import decode_notification
 
@@ -29,17 +28,18 @@ class InProcessRunner:
         self,
         event_log: EventLog,
         db: ConnectionInfo,
-        projections: Sequence[Projection],
+        writer: Writer,
         chunk_size: int = 2000,
+        name: str = "one-projections",
     ) -> None:
         self.event_log = event_log
         self.db = db
-        self.projections = list(projections)
+        self.writer = writer
         self.chunk_size = chunk_size
         self.checkpoints: dict[str, int] = {}
         self.error: BaseException | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="one-projections", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     @property
     def position(self) -> int:
@@ -59,7 +59,7 @@ class InProcessRunner:
     def catch_up(self, conn: psycopg.Connection[object]) -> int:
         """Apply everything currently in the log; return how many events were applied."""
         if not self.checkpoints:
-            self.checkpoints = read_checkpoints(conn, [p.name for p in self.projections])
+            self.checkpoints = read_checkpoints(conn, self.writer.names)
         applied = 0
         while not self._stop.is_set():
             notifications = self.event_log.recorder.select_notifications(
@@ -68,7 +68,7 @@ class InProcessRunner:
             if not notifications:
                 return applied
             envelopes = [decode_notification(n) for n in notifications]
-            self.checkpoints = apply_or_park(conn, self.projections, envelopes, self.checkpoints)
+            self.checkpoints = apply_or_park(conn, self.writer, envelopes, self.checkpoints)
             applied += len(envelopes)
         return applied
 
@@ -85,7 +85,7 @@ class InProcessRunner:
         with psycopg.connect(self.db.conninfo, autocommit=True) as conn, \
                 psycopg.connect(self.db.conninfo, autocommit=True) as listener:
             listener.execute(f"LISTEN {EVENTS_TABLE}")
-            self.checkpoints = read_checkpoints(conn, [p.name for p in self.projections])
+            self.checkpoints = read_checkpoints(conn, self.writer.names)
             while not self._stop.is_set():
                 if self.catch_up(conn):
                     self.error = None

@@ -21,8 +21,8 @@ from typing import Any
 
 import psycopg
 
-from projections.base import Projection
-from projections.store import apply_statements, is_transient, park
+from projections.base import Writer
+from projections.store import is_transient, park
 from streams.envelope import Envelope
 
 log = logging.getLogger(__name__)
@@ -52,13 +52,14 @@ def watermark_of(value: bytes) -> int | None:
 
 
 def apply_records(
-    conn: psycopg.Connection[object], projections: Sequence[Projection], topic: str,
-    records: Sequence[Record],
+    conn: psycopg.Connection[object], writer: Writer, topic: str, records: Sequence[Record],
 ) -> list[Parked]:
-    """Project a batch in one transaction; on failure, record by record. Returns parked records."""
+    """Project a batch in one transaction; on failure, record by record. Returns parked records.
+
+    `topic` names the watermarks stored: the event topic for the core read models, a derived
+    key for a writer consumed by its own group (e.g. the vector projection)."""
     try:
-        _apply(conn, projections, topic, records)
-        return []
+        return _apply(conn, writer, topic, records)
     except Exception as error:
         if is_transient(error):
             raise
@@ -66,12 +67,12 @@ def apply_records(
     parked: list[Parked] = []
     for record in records:
         try:
-            _apply(conn, projections, topic, [record])
+            parked += _apply(conn, writer, topic, [record])
         except Exception as error:
             if is_transient(error):
                 raise
             parked.append(Parked(record, f"{type(error).__name__}: {error}"))
-            park(conn, _decoded(record.value), error)
+            park(conn, _decoded(record.value), error, writer.names)
     return parked
 
 
@@ -84,19 +85,24 @@ def _decoded(value: bytes) -> dict[str, Any]:
 
 
 def _apply(
-    conn: psycopg.Connection[object], projections: Sequence[Projection], topic: str,
-    records: Sequence[Record],
-) -> None:
+    conn: psycopg.Connection[object], writer: Writer, topic: str, records: Sequence[Record],
+) -> list[Parked]:
     envelopes: list[Envelope] = []
+    sources: dict[int, Record] = {}
     marks: dict[int, int] = {}
     for record in records:
         mark = watermark_of(record.value)
         if mark is None:
-            envelopes.append(Envelope.from_dict(json.loads(record.value)))
+            envelope = Envelope.from_dict(json.loads(record.value))
+            envelopes.append(envelope)
+            sources[envelope.position] = record
         else:
             marks[record.partition] = max(mark, marks.get(record.partition, 0))
+    parked: list[Parked] = []
     with conn.transaction(), conn.cursor() as cur:
-        apply_statements(cur, projections, envelopes)
+        for rejected in writer.write(conn, envelopes):
+            park(conn, rejected.envelope.to_dict(), rejected.error, writer.names)
+            parked.append(Parked(sources[rejected.envelope.position], rejected.error))
         if marks:
             cur.executemany(
                 "INSERT INTO stream_watermarks (topic, partition, position) VALUES (%s, %s, %s)"
@@ -104,3 +110,4 @@ def _apply(
                 " updated_at = now() WHERE stream_watermarks.position < excluded.position",
                 [(topic, partition, position) for partition, position in marks.items()],
             )
+    return parked
