@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from api.limits import BodySizeLimit
 from api.metrics import render_metrics
 from api.problems import install_problem_handlers
-from api.routes import purchases, reads, writes
+from api.routes import knowledge, purchases, reads, writes
 from api.runtime import Runtime
 from infra.settings import Settings
 
@@ -37,6 +37,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.include_router(writes.router)
     app.include_router(reads.router)
     app.include_router(purchases.router)
+    app.include_router(knowledge.router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
@@ -51,9 +52,9 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
             head = rt.head()
         except Exception as error:
             return JSONResponse({"status": "unavailable", "reason": str(error)}, status_code=503)
-        error = rt.projection_error()
-        if error is not None:
-            return JSONResponse({"status": "degraded", "reason": error}, status_code=503)
+        problem = rt.projection_error()
+        if problem is not None:
+            return JSONResponse({"status": "degraded", "reason": problem}, status_code=503)
         return JSONResponse({"status": "ready", "head": head, "projected": rt.projected()})
 
     @app.get("/metrics", tags=["health"], include_in_schema=False)

@@ -15,6 +15,7 @@ from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
+from api.embeddings_cli import embeddings_app
 from commands.store import EVENTS_TABLE
 from infra.database import ConnectionInfo, resolve_database
 from infra.migrations import migrate, schema_version
@@ -29,6 +30,10 @@ sagas_app = typer.Typer(help="Token purchase sagas: list, inspect, retry, resolv
 app.add_typer(sagas_app, name="sagas")
 projections_app = typer.Typer(help="Read models: status and rebuild.", no_args_is_help=True)
 app.add_typer(projections_app, name="projections")
+knowledge_app = typer.Typer(help="Knowledge indexes (embeddings): status and re-embedding.",
+                            no_args_is_help=True)
+app.add_typer(knowledge_app, name="knowledge")
+app.add_typer(embeddings_app, name="embeddings")
 console = Console()
 
 DataDir = Annotated[
@@ -74,12 +79,15 @@ def relay(data_dir: DataDir = None) -> None:
 def worker(
     data_dir: DataDir = None,
     loglevel: Annotated[str, typer.Option(help="Faust log level.")] = "WARNING",
+    knowledge: Annotated[bool, typer.Option(
+        "--knowledge", help="Run the vector projection (embeddings), not the core read models.",
+    )] = False,
 ) -> None:
     """Run a Faust projection worker (needs KAFKA_BOOTSTRAP_SERVERS); start several to scale."""
     from streams.faust_app import run_worker
 
     settings = _distributed_settings(data_dir)
-    run_worker(settings, _database(data_dir), loglevel)
+    run_worker(settings, _database(data_dir), loglevel, knowledge=knowledge)
 
 
 @app.command()
@@ -170,6 +178,69 @@ def projections_rebuild(
     elapsed = time.perf_counter() - started
     console.print(f"rebuilt {', '.join(p.name for p in chosen)} from {count} events in "
                   f"{elapsed:.1f}s ({count / max(elapsed, 1e-9):,.0f} events/s)")
+
+
+@knowledge_app.command("status")
+def knowledge_status(data_dir: DataDir = None) -> None:
+    """The knowledge indexes: model, documents, chunks, failed embeddings, position."""
+    from projections.knowledge.indexes import index_stats, list_indexes
+
+    db = _database(data_dir)
+    with psycopg.connect(db.conninfo, autocommit=True) as conn:
+        stats = [index_stats(conn, index) for index in list_indexes(conn)]
+    table = Table("index", "status", "model", "dim", "documents", "chunks", "failed", "position")
+    for s in stats:
+        table.add_row(*(str(s[k]) for k in ("name", "status", "model", "dimension", "live_documents",
+                                             "chunks", "failed", "position")))
+    console.print(table)
+
+
+@knowledge_app.command("retry")
+def knowledge_retry(data_dir: DataDir = None) -> None:
+    """Embed again the documents of the active index whose embedding failed (they were parked)."""
+    from projections.knowledge.indexes import active_index
+    from projections.knowledge.writer import KnowledgeWriter
+    from streams.knowledge_runner import embedder_cache, text_fields
+
+    settings = Settings.from_env(data_dir=data_dir)
+    db = _database(data_dir)
+    with psycopg.connect(db.conninfo, autocommit=True) as conn:
+        index = active_index(conn)
+        if index is None:
+            console.print("no knowledge index is active")
+            raise typer.Exit(1)
+        writer = KnowledgeWriter(index, embedder_cache(settings)(index.spec), text_fields(settings))
+        fixed, failing = writer.retry_failed(conn)
+    console.print(f"{index.name}: {fixed} re-embedded, {failing} still failing")
+    if failing:
+        raise typer.Exit(1)
+
+
+@knowledge_app.command("reindex")
+def knowledge_reindex(data_dir: DataDir = None) -> None:
+    """Build an index with the configured embedder (ONE_EMBEDDER, ONE_EMBEDDING_MODEL, ...) from the
+    log, then swap it in for the active one and drop the old (searches keep working meanwhile).
+
+    `one serve` does this by itself at start when the model changed; use this in distributed mode
+    (the knowledge workers follow the swap) or while `serve` is stopped."""
+    import time
+
+    from commands.store import open_event_log
+    from providers.factory import embedder_spec
+    from streams.knowledge_runner import embedder_cache, reindex, text_fields
+
+    settings = Settings.from_env(data_dir=data_dir)
+    db = _database(data_dir)
+    event_log = open_event_log(db)
+    started = time.perf_counter()
+    try:
+        index, previous = reindex(event_log, db, embedder_spec(settings), embedder_cache(settings),
+                                  text_fields(settings))
+    finally:
+        event_log.close()
+    replaced = f", replacing {previous.name} ({previous.spec.model})" if previous else ""
+    console.print(f"index {index.name} ({index.spec.model}) is active{replaced}; "
+                  f"built in {time.perf_counter() - started:.1f}s")
 
 
 @sagas_app.command("list")

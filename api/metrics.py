@@ -26,6 +26,10 @@ class OneCollector(Collector):
         yield GaugeMetricFamily("one_projected_position",
                                 "Position up to which every read model is complete",
                                 value=status["projected"])
+        if "knowledge" in status:
+            yield GaugeMetricFamily("one_knowledge_lag_events",
+                                    "Events the active knowledge index is behind the log head",
+                                    value=status["knowledge"]["lag"])
         yield GaugeMetricFamily("one_parked_events", "Events no projection could apply",
                                 value=status["parked_events"])
         position = GaugeMetricFamily("one_projection_position", "Checkpoint per projection",

@@ -19,14 +19,16 @@ from infra.migrations import migrate
 from infra.settings import Settings
 from projections.queries import token_owners
 from projections.registry import PROJECTIONS
+from projections.store import ProjectionSet
 from providers.chain import TokenLedger
-from providers.factory import build_ledger, build_payments
+from providers.factory import build_ledger, build_payments, embedder_spec
 from providers.payments import PaymentGateway
 from sagas.purchase_driver import PurchaseDriver
 from sagas.runner import SagaRunner
 from sagas.token_deployer import TokenDeployer
 from streams.inprocess import InProcessRunner
-from streams.watermarks import lowest_watermark
+from streams.knowledge_runner import EmbedderFor, KnowledgeRunners, embedder_cache, text_fields
+from streams.watermarks import knowledge_watermarks, lowest_watermark
 
 
 class NotCaughtUp(Exception):
@@ -43,6 +45,8 @@ class Runtime:
     bus: CommandBus
     runner: InProcessRunner | None
     reads: ConnectionPool
+    embedder_for: EmbedderFor
+    knowledge: KnowledgeRunners | None = None
     sagas: SagaRunner | None = None
 
     @classmethod
@@ -52,17 +56,21 @@ class Runtime:
         migrate(db)
         event_log = open_event_log(db, pool_size=settings.pool_size)
         runner = None if settings.distributed else InProcessRunner(
-            event_log, db, list(PROJECTIONS.values())
+            event_log, db, ProjectionSet(tuple(PROJECTIONS.values()))
         )
         bus = CommandBus(event_log, max_batch=settings.max_batch).start()
         reads = ConnectionPool(
             db.conninfo, min_size=2, max_size=settings.pool_size, open=True,
             kwargs={"autocommit": True},
         )
-        runtime = cls(settings, db, event_log, bus, runner, reads)
+        runtime = cls(settings, db, event_log, bus, runner, reads, embedder_cache(settings))
         runtime.bootstrap()
         if runner is not None:
             runner.start()
+        if settings.run_knowledge and not settings.distributed:
+            runtime.knowledge = KnowledgeRunners(
+                event_log, db, embedder_spec(settings), runtime.embedder_for, text_fields(settings)
+            ).start()
         if settings.run_sagas and not settings.distributed:
             runtime.start_sagas()
         return runtime
@@ -97,6 +105,8 @@ class Runtime:
         """Stop the sagas, the runner and the writer, close pools."""
         if self.sagas is not None:
             self.sagas.stop()
+        if self.knowledge is not None:
+            self.knowledge.stop()
         if self.runner is not None:
             self.runner.stop()
         self.bus.stop()
@@ -118,32 +128,49 @@ class Runtime:
         with self.reads.connection() as conn:
             return lowest_watermark(conn, self.settings.kafka_topic, self.settings.kafka_partitions)
 
+    def knowledge_projected(self) -> int:
+        """The log position the active knowledge index reflects (vector projection)."""
+        if self.knowledge is not None:
+            return self.knowledge.position
+        if not self.settings.distributed:
+            return 0
+        with self.reads.connection() as conn:
+            return lowest_watermark(conn, knowledge_watermarks(self.settings.kafka_topic),
+                                    self.settings.kafka_partitions)
+
     def projection_error(self) -> str | None:
         """Why projections are unhealthy, if they are (embedded mode)."""
-        if self.runner is not None and self.runner.error is not None:
-            return str(self.runner.error)
+        for runner in (self.runner, self.knowledge):
+            if runner is not None and runner.error is not None:
+                return str(runner.error)
         return None
 
-    async def wait_for(self, position: int, timeout: float | None = None) -> None:
-        """Wait until the read models reflect `position` (read-your-writes)."""
+    async def wait_for(self, position: int, timeout: float | None = None, knowledge: bool = False) -> None:
+        """Wait until the read models (or, with `knowledge`, the knowledge index) reflect
+        `position` (read-your-writes)."""
         limit = self.settings.read_wait_timeout_s if timeout is None else timeout
         deadline = time.monotonic() + limit
         delay = 0.001
-        while (reached := await self._projected_async()) < position:
+        while (reached := await self._projected_async(knowledge)) < position:
             if time.monotonic() >= deadline:
                 raise NotCaughtUp(f"read models are at {reached}, not yet at {position}")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.02)
 
-    async def _projected_async(self) -> int:
+    async def _projected_async(self, knowledge: bool) -> int:
+        if knowledge:
+            if self.knowledge is not None:
+                return self.knowledge.position
+            return await asyncio.to_thread(self.knowledge_projected)
         if self.runner is not None:
             return self.runner.position
         return await asyncio.to_thread(self.projected)
 
-    def wait_for_sync(self, position: int, timeout: float = 10.0) -> None:
+    def wait_for_sync(self, position: int, timeout: float = 10.0, knowledge: bool = False) -> None:
         """Blocking variant of `wait_for` (tests, CLI, benchmarks)."""
+        progress = self.knowledge_projected if knowledge else self.projected
         deadline = time.monotonic() + timeout
-        while (reached := self.projected()) < position:
+        while (reached := progress()) < position:
             if time.monotonic() >= deadline:
                 raise NotCaughtUp(f"read models at {reached}, wanted {position}")
             time.sleep(0.005)

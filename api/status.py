@@ -31,6 +31,9 @@ def collect_status(rt: Runtime) -> dict[str, Any]:
         "parked_events": int(parked[0]) if parked else 0,
         "items": checkpoints,
     }
+    if rt.knowledge is not None or settings.distributed:
+        knowledge = rt.knowledge_projected()
+        status["knowledge"] = {"projected": knowledge, "lag": max(head - knowledge, 0)}
     if settings.distributed:
         status["partitions"] = _partitions(rt, dict(marks))
     return status

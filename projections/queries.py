@@ -96,7 +96,8 @@ def list_things(
     limit: int = 50, cursor: str | None = None,
 ) -> dict[str, Any]:
     """Things newest first, filtered by type/status/tag/org, with keyset pagination."""
-    where, params = ["true"], []
+    where: list[str] = ["true"]
+    params: list[Any] = []
     for column, value in (("type", type), ("status", status), ("org_id", org_id)):
         if value is not None:
             where.append(f"t.{column} = %s")
@@ -120,7 +121,8 @@ def list_connections(
     type: str | None = None, limit: int = 100,
 ) -> list[Row]:
     """Live connections by endpoint(s) and type (uses the seeds' from/to/type indexes)."""
-    where, params = ["removed_at IS NULL"], []
+    where: list[str] = ["removed_at IS NULL"]
+    params: list[Any] = []
     for column, value in (("from_id", from_id), ("to_id", to_id), ("type", type)):
         if value is not None:
             where.append(f"{column} = %s")
@@ -182,7 +184,8 @@ def list_activity(
     until: datetime | None = None, limit: int = 50, cursor: str | None = None,
 ) -> dict[str, Any]:
     """Activity newest first (a thing's interaction history, an actor's timeline, a type)."""
-    where, params = ["true"], []
+    where: list[str] = ["true"]
+    params: list[Any] = []
     for column, value in (("target_id", target_id), ("actor_id", actor_id), ("type", type)):
         if value is not None:
             where.append(f"{column} = %s")

@@ -18,18 +18,32 @@ import psycopg
 
 from infra.database import ConnectionInfo
 from infra.settings import Settings
+from projections.base import Writer
 from projections.registry import PROJECTIONS
+from projections.store import ProjectionSet
+from providers.factory import embedder_spec
 from streams.kafka_apply import Record, apply_records
+from streams.knowledge_runner import ActiveIndexWriter, embedder_cache, ensure_active, text_fields
 from streams.relay import KafkaTarget, ensure_topic
+from streams.watermarks import knowledge_watermarks
 
 log = logging.getLogger(__name__)
 
 
-def create_faust_app(settings: Settings, db: ConnectionInfo, batch_size: int = 1000) -> faust.App:
-    """Build the Faust app for the configured broker and topic."""
+def create_faust_app(settings: Settings, db: ConnectionInfo, batch_size: int = 1000,
+                     knowledge: bool = False) -> faust.App:
+    """Build the Faust app for the configured broker and topic: the core read models, or (with
+    `knowledge`) the vector projection in its own consumer group, so embedding never holds back
+    the other read models."""
     assert settings.kafka_bootstrap, "KAFKA_BOOTSTRAP_SERVERS is not set"
+    writer: Writer
+    if knowledge:
+        writer, watermark_key = knowledge_writer(settings, db), knowledge_watermarks(settings.kafka_topic)
+    else:
+        writer, watermark_key = ProjectionSet(tuple(PROJECTIONS.values())), settings.kafka_topic
     app = faust.App(
-        settings.faust_app_id,
+        settings.faust_app_id + ("-knowledge" if knowledge else ""),
+        datadir=str(settings.data_dir / "faust"),
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
         store="memory://",
         key_serializer="raw",
@@ -46,7 +60,6 @@ def create_faust_app(settings: Settings, db: ConnectionInfo, batch_size: int = 1
     topic = app.topic(settings.kafka_topic, key_type=bytes, value_type=bytes,
                       partitions=settings.kafka_partitions)
     dead_letters = app.topic(f"{settings.kafka_topic}.dlq", key_type=bytes, value_type=bytes)
-    projections = list(PROJECTIONS.values())
     conn = psycopg.connect(db.conninfo, autocommit=True)
 
     @app.agent(topic)
@@ -54,7 +67,7 @@ def create_faust_app(settings: Settings, db: ConnectionInfo, batch_size: int = 1
         async for events in stream.take_events(batch_size, within=0.01):
             records = [Record(e.message.partition, e.value) for e in events]
             parked = await asyncio.to_thread(
-                apply_records, conn, projections, settings.kafka_topic, records
+                apply_records, conn, writer, watermark_key, records
             )
             for item in parked:
                 await dead_letters.send(value=json.dumps({
@@ -65,7 +78,16 @@ def create_faust_app(settings: Settings, db: ConnectionInfo, batch_size: int = 1
     return app
 
 
-def run_worker(settings: Settings, db: ConnectionInfo, loglevel: str = "WARNING") -> None:
+def knowledge_writer(settings: Settings, db: ConnectionInfo) -> ActiveIndexWriter:
+    """The knowledge workers' writer; activates an index for the configured embedder if none is."""
+    embedder_for = embedder_cache(settings)
+    with psycopg.connect(db.conninfo, autocommit=True) as conn:
+        ensure_active(conn, embedder_spec(settings), embedder_for)
+    return ActiveIndexWriter(embedder_for, text_fields(settings))
+
+
+def run_worker(settings: Settings, db: ConnectionInfo, loglevel: str = "WARNING",
+               knowledge: bool = False) -> None:
     """Run one worker until stopped (SIGTERM/SIGINT).
 
     The topic is created first if missing: Faust ignores a topic that does not exist when it
@@ -73,6 +95,6 @@ def run_worker(settings: Settings, db: ConnectionInfo, loglevel: str = "WARNING"
     assert settings.kafka_bootstrap, "KAFKA_BOOTSTRAP_SERVERS is not set"
     ensure_topic(KafkaTarget(settings.kafka_bootstrap, settings.kafka_topic,
                              settings.kafka_partitions))
-    app = create_faust_app(settings, db)
+    app = create_faust_app(settings, db, batch_size=200 if knowledge else 1000, knowledge=knowledge)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()

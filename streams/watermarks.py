@@ -7,6 +7,11 @@ from typing import Any
 import psycopg
 
 
+def knowledge_watermarks(topic: str) -> str:
+    """The key under which the knowledge workers store their partition watermarks."""
+    return f"{topic}#knowledge"
+
+
 def lowest_watermark(conn: psycopg.Connection[Any], topic: str, partitions: int) -> int:
     """The log position up to which all partitions are projected (0 until each has a mark)."""
     row = conn.execute(

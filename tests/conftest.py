@@ -49,8 +49,9 @@ def fresh_db(pg_server: ConnectionInfo) -> ConnectionInfo:
 
 
 def start_runtime(db: ConnectionInfo, **overrides: object) -> Runtime:
-    """A runtime on `db` with test-friendly settings (no saga driver unless `run_sagas=True`)."""
-    defaults = {"database_url": None, "read_wait_timeout_s": 10.0, "run_sagas": False,
+    """A runtime on `db` with test-friendly settings (no saga driver unless `run_sagas=True`, no
+    vector projection unless `run_knowledge=True`)."""
+    defaults = {"database_url": None, "read_wait_timeout_s": 10.0, "run_sagas": False, "run_knowledge": False,
                 "data_dir": Path(tempfile.mkdtemp(prefix="one-test-data-"))}
     settings = Settings(**{**defaults, **overrides})  # type: ignore[arg-type]
     return Runtime.start(settings, db)

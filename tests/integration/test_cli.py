@@ -48,3 +48,15 @@ def test_status_and_rebuild(runtime: Runtime) -> None:
     assert f"schema version: {MIGRATIONS[-1].version}" in _one(runtime, "db", "status")
     assert "rebuilt things, tags" in _one(runtime, "projections", "rebuild", "things", "tags")
     assert snapshot(runtime.db, list(PROJECTIONS.values())) == before
+
+
+def test_knowledge_reindex_status_and_retry(runtime: Runtime) -> None:
+    for name in ("Yoga basics", "Tax filing", "Pasta at home"):
+        runtime.bus.execute(m.CreateThing(type="course", name=name))
+    assert "index k1 (all-MiniLM-L6-v2-int8) is active" in _one(runtime, "knowledge", "reindex")
+    status = _one(runtime, "knowledge", "status")
+    row = next(line for line in status.splitlines() if "k1" in line)
+    assert "active" in row and "384" in row and " 3 " in row
+    assert "k1: 0 re-embedded, 0 still failing" in _one(runtime, "knowledge", "retry")
+    again = _one(runtime, "knowledge", "reindex")  # same model: nothing to swap
+    assert "index k1" in again and "replacing" not in again

@@ -19,12 +19,14 @@ def _compose() -> dict[str, Any]:
 
 def test_stack_has_every_service_with_health_checks() -> None:
     services = _compose()["services"]
-    assert {"postgres", "kafka", "api", "relay", "worker", "sagas", "anvil", "stripe-mock"} <= set(services)
+    assert {"postgres", "kafka", "api", "relay", "worker", "knowledge", "sagas", "anvil",
+            "stripe-mock"} <= set(services)
     for name in ("postgres", "kafka", "api"):
         assert "healthcheck" in services[name], name
     assert services["postgres"]["image"].startswith("pgvector/pgvector")
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert services["worker"]["command"] == ["one", "worker"]
+    assert services["knowledge"]["command"] == ["one", "worker", "--knowledge"]
     assert services["relay"]["command"] == ["one", "relay"]
 
 

@@ -1,0 +1,87 @@
+"""The vector projection in distributed mode: a real Kafka broker, `one relay`, and a Faust
+knowledge worker (`one worker --knowledge`, its own consumer group) fill the index that the API
+searches; `one knowledge reindex` swaps in a new model while the worker keeps writing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import psycopg
+import pytest
+
+from api.embeddings_server import create_embeddings_app
+from api.live_server import LiveServer
+from infra.database import ConnectionInfo
+from infra.kafka_broker import KafkaBroker
+from projections.knowledge.indexes import list_indexes
+from providers.local_embeddings import LocalMiniLM
+from tests.integration.test_distributed import ROOT, Cluster, stop
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cluster(fresh_db: ConnectionInfo, kafka_broker: KafkaBroker, tmp_path: object) -> Iterator[Cluster]:
+    from pathlib import Path
+
+    c = Cluster(fresh_db, kafka_broker, Path(str(tmp_path)))
+    c.start_runtime()
+    knowledge = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "worker", "--knowledge"], cwd=ROOT, env=c.env,
+        stdout=open(c.logs / "knowledge-worker.log", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
+    )
+    c.workers.append(knowledge)
+    c.start_relay()
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def search(http: httpx.Client, q: str, after: int) -> dict[str, object]:
+    response = http.get("/v1/search", params={"q": q, "mode": "semantic", "after": after})
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def create(http: httpx.Client, name: str, description: str) -> int:
+    response = http.post("/v1/things", json={"type": "course", "name": name,
+                                             "properties": {"description": description}})
+    assert response.status_code == 201, response.text
+    return int(response.json()["position"])
+
+
+def test_knowledge_worker_fills_the_index_and_follows_a_reindex(cluster: Cluster) -> None:
+    assert cluster.runtime is not None
+    with LiveServer(cluster.runtime) as live, httpx.Client(base_url=live.url, timeout=90) as http:
+        create(http, "Yoga for beginners", "Gentle stretching and breathing lessons.")
+        position = create(http, "Filing quarterly taxes", "How companies file tax returns on time.")
+        body = search(http, "relax and stretch", position)
+        assert body["index"] == "k1"
+        assert body["results"][0]["name"] == "Yoga for beginners"  # type: ignore[index]
+
+        with LiveServer(create_embeddings_app(LocalMiniLM())) as embeddings:
+            env = {**cluster.env, "ONE_EMBEDDER": "openai", "ONE_EMBEDDING_MODEL": LocalMiniLM().spec.model,
+                   "OPENAI_BASE_URL": f"{embeddings.url}/v1"}
+            done = subprocess.run([sys.executable, "-m", "api.cli", "knowledge", "reindex"], cwd=ROOT,
+                                  env=env, capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stderr + done.stdout
+            assert "k2" in done.stdout
+            position = create(http, "Sourdough bread", "Bake crusty loaves with a starter.")
+            deadline = time.monotonic() + 90
+            while True:  # the worker picks the new index up with its next batch
+                body = search(http, "baking bread at home", position)
+                if body["index"] == "k2" and body["results"][0]["name"] == "Sourdough bread":  # type: ignore[index]
+                    break
+                assert time.monotonic() < deadline, body
+                time.sleep(0.2)
+        with psycopg.connect(cluster.db.conninfo) as conn:
+            indexes = [(i.name, i.status, i.spec.provider) for i in list_indexes(conn)]
+        assert indexes == [("k2", "active", "openai")]
+    for worker in cluster.workers:
+        assert worker.poll() is None, "a worker died"
+        stop(worker)
