@@ -55,6 +55,8 @@ def serve(
 
     _logging()
     settings = Settings.from_env(data_dir)
+    if settings.run_knowledge:
+        _check_embedder(settings)
     where = (settings.database_url and "DATABASE_URL") or f"embedded PostgreSQL in {settings.data_dir}"
     console.print(f"[bold]ONE[/] serving on http://{host}:{port} using {where}")
     uvicorn.run(create_app(settings=settings), host=host, port=port, log_level="warning")
@@ -87,6 +89,8 @@ def worker(
     from streams.faust_app import run_worker
 
     settings = _distributed_settings(data_dir)
+    if knowledge:
+        _check_embedder(settings)
     run_worker(settings, _database(data_dir), loglevel, knowledge=knowledge)
 
 
@@ -230,6 +234,7 @@ def knowledge_reindex(data_dir: DataDir = None) -> None:
     from streams.knowledge_runner import embedder_cache, reindex, text_fields
 
     settings = Settings.from_env(data_dir=data_dir)
+    _check_embedder(settings)
     db = _database(data_dir)
     event_log = open_event_log(db)
     started = time.perf_counter()
@@ -358,6 +363,18 @@ def _database(data_dir: Path | None) -> ConnectionInfo:
     db = resolve_database(Settings.from_env(data_dir))
     migrate(db)
     return db
+
+
+def _check_embedder(settings: Settings) -> None:
+    """Exit with the reason when the configured embedder cannot work (before anything starts)."""
+    from providers.embeddings import EmbedderMisconfigured
+    from providers.factory import build_embedder, embedder_spec
+
+    try:
+        build_embedder(embedder_spec(settings), settings)
+    except EmbedderMisconfigured as error:
+        console.print(f"[red]embeddings misconfigured:[/] {error}")
+        raise typer.Exit(2) from error
 
 
 def _print_projections(rows: list[dict[str, Any]]) -> None:

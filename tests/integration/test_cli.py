@@ -60,3 +60,13 @@ def test_knowledge_reindex_status_and_retry(runtime: Runtime) -> None:
     assert "k1: 0 re-embedded, 0 still failing" in _one(runtime, "knowledge", "retry")
     again = _one(runtime, "knowledge", "reindex")  # same model: nothing to swap
     assert "index k1" in again and "replacing" not in again
+
+
+def test_a_misconfigured_embedder_stops_serve_with_the_reason(tmp_path: Path) -> None:
+    for env, reason in (({"ONE_EMBEDDER": "word2vec"}, "ONE_EMBEDDER='word2vec' is not an embedder"),
+                        ({"ONE_EMBEDDER": "openai", "OPENAI_API_KEY": ""}, "OPENAI_API_KEY is not set")):
+        done = subprocess.run([sys.executable, "-m", "api.cli", "serve", "--data-dir", str(tmp_path)],
+                              cwd=ROOT, env={**os.environ, **env, "COLUMNS": "200"}, capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert reason in done.stdout
