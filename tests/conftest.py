@@ -7,6 +7,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +66,17 @@ def runtime(fresh_db: ConnectionInfo) -> Iterator[Runtime]:
     rt.close()
 
 
+@contextmanager
+def served(runtime: Runtime, timeout: float = 30) -> Iterator[httpx.Client]:
+    """Serve the runtime's API over loopback; yield a client of it."""
+    with LiveServer(runtime) as live, httpx.Client(base_url=live.url, timeout=timeout) as http:
+        yield http
+
+
 @pytest.fixture
 def client(runtime: Runtime) -> Iterator[httpx.Client]:
     """An HTTP client talking to a real server over loopback."""
-    with LiveServer(runtime) as live, httpx.Client(base_url=live.url, timeout=30) as http:
+    with served(runtime) as http:
         yield http
 
 

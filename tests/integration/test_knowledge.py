@@ -28,7 +28,7 @@ from providers.embeddings import EmbedderSpec, EmbeddingError, Vectors
 from providers.local_embeddings import LocalMiniLM
 from providers.openai_embeddings import OpenAIEmbedder
 from streams.inprocess import InProcessRunner
-from tests.conftest import start_runtime
+from tests.conftest import served, start_runtime
 
 CATALOG = [
     ("course", "Yoga for beginners",
@@ -57,7 +57,7 @@ def knowledge_runtime(fresh_db: ConnectionInfo) -> Iterator[Runtime]:
 
 @pytest.fixture
 def http(knowledge_runtime: Runtime) -> Iterator[httpx.Client]:
-    with LiveServer(knowledge_runtime) as live, httpx.Client(base_url=live.url, timeout=60) as client:
+    with served(knowledge_runtime, timeout=60) as client:
         yield client
 
 
@@ -185,7 +185,7 @@ def snapshot_index(db: ConnectionInfo, index: KnowledgeIndex) -> tuple[list[Any]
 
 def test_reapplying_the_log_changes_nothing(fresh_db: ConnectionInfo) -> None:
     rt = start_runtime(fresh_db, run_knowledge=True)
-    with LiveServer(rt) as live, httpx.Client(base_url=live.url, timeout=60) as http:
+    with served(rt, timeout=60) as http:
         ids, _ = seed(http)
         http.patch(f"/v1/things/{ids['Chef Marta']}", json={"properties": {"bio": "Chef and author."}})
         search(http, "chef", after=rt.head())
@@ -290,7 +290,7 @@ class SlowModel(LocalMiniLM):
 
 def test_switching_the_model_rebuilds_a_new_index_while_the_old_serves(fresh_db: ConnectionInfo) -> None:
     first = start_runtime(fresh_db, run_knowledge=True)
-    with LiveServer(first) as live, httpx.Client(base_url=live.url, timeout=60) as http:
+    with served(first, timeout=60) as http:
         seed(http)
         for i in range(40):
             create(http, "blog_post", f"Post {i}", {"content": f"Notes number {i} about gardening and soil."})
@@ -303,16 +303,16 @@ def test_switching_the_model_rebuilds_a_new_index_while_the_old_serves(fresh_db:
                                embedding_model=LocalMiniLM().spec.model,
                                openai_base_url=f"{embeddings.url}/v1")
         try:
-            served: list[str] = []
+            seen: list[str] = []
             stop = threading.Event()
-            with LiveServer(second) as live, httpx.Client(base_url=live.url, timeout=60) as http:
+            with served(second, timeout=60) as http:
                 def keep_searching() -> None:
                     while not stop.is_set():
                         response = http.get("/v1/search", params={"q": "bread baking", "mode": "semantic"})
                         assert response.status_code == 200, response.text
                         body = response.json()
                         assert body["results"][0]["name"] == "Sourdough bread at home"
-                        served.append(body["index"])
+                        seen.append(body["index"])
 
                 searcher = threading.Thread(target=keep_searching)
                 searcher.start()
@@ -323,8 +323,8 @@ def test_switching_the_model_rebuilds_a_new_index_while_the_old_serves(fresh_db:
                 time.sleep(0.3)
                 stop.set()
                 searcher.join(timeout=30)
-            assert served[0] == "k1" and served[-1] == "k2", served
-            assert served == sorted(served)  # never back to the old index after the swap
+            assert seen[0] == "k1" and seen[-1] == "k2", seen
+            assert seen == sorted(seen)  # never back to the old index after the swap
             with psycopg.connect(fresh_db.conninfo) as conn:
                 live_indexes = list_indexes(conn)
                 old_table = conn.execute("SELECT to_regclass('knowledge_k1_chunks')").fetchone()
