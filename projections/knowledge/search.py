@@ -29,6 +29,8 @@ EF_SEARCH = 200
 KEYWORD_CANDIDATES = 2_000
 """Most matching chunks ranked per keyword query: ranking reads every match's text vector, so a
 very common word would otherwise cost ~5 µs per match (PostgreSQL has no top-k text index)."""
+HYBRID_KEYWORD_CANDIDATES = 500
+"""The keyword side of a hybrid search ranks fewer matches: the semantic side carries recall."""
 EXACT_BELOW = 10_000
 """A filter matching fewer documents than this is searched exactly (no HNSW): faster and exact."""
 
@@ -131,9 +133,10 @@ def semantic(
 
 def keyword(
     conn: psycopg.Connection[Any], index: KnowledgeIndex, text: str, filters: Filters, limit: int,
+    candidates: int = KEYWORD_CANDIDATES,
 ) -> list[dict[str, Any]]:
     """Things whose text matches the words (web-search syntax: "quotes", OR, -not), by ts_rank_cd
-    over at most KEYWORD_CANDIDATES matching chunks."""
+    over at most `candidates` matching chunks."""
     where, params = filters.where()
     query = sql.SQL(
         "SELECT {cols}, ts_rank_cd(c.tsv, q) AS rank FROM ("
@@ -142,7 +145,7 @@ def keyword(
         " JOIN {chunks} c USING (thing_id, chunk_no) JOIN {docs} d ON d.thing_id = c.thing_id,"
         " websearch_to_tsquery('english', %s) q ORDER BY rank DESC, c.thing_id LIMIT %s"
     ).format(cols=_HIT_COLUMNS, chunks=index.chunks, docs=index.documents, where=where)
-    rows = conn.execute(query, (text, *params, KEYWORD_CANDIDATES, text, limit * CHUNKS_PER_THING)).fetchall()
+    rows = conn.execute(query, (text, *params, candidates, text, limit * CHUNKS_PER_THING)).fetchall()
     return _best_per_thing([_hit(row[:-1], float(row[-1])) for row in rows], limit)
 
 
@@ -165,7 +168,7 @@ def hybrid(
     """Semantic and keyword rankings fused by RRF (each ranking looks deeper than `limit`)."""
     depth = max(limit * 2, 20)
     return fuse([semantic(conn, index, vector, filters, depth),
-                 keyword(conn, index, text, filters, depth)], limit)
+                 keyword(conn, index, text, filters, depth, HYBRID_KEYWORD_CANDIDATES)], limit)
 
 
 def context_chunks(
