@@ -69,7 +69,8 @@ class Runtime:
             runner.start()
         if settings.run_knowledge and not settings.distributed:
             runtime.knowledge = KnowledgeRunners(
-                event_log, db, embedder_spec(settings), runtime.embedder_for, text_fields(settings)
+                event_log, db, embedder_spec(settings), runtime.embedder_for, text_fields(settings),
+                retry_every_s=settings.knowledge_retry_s,
             ).start()
         if settings.run_sagas and not settings.distributed:
             runtime.start_sagas()

@@ -41,6 +41,7 @@ class Settings:
     openai_api_key: str | None = None
     openai_base_url: str | None = None
     knowledge_fields: str = ""
+    knowledge_retry_s: float = 60.0
 
     @property
     def distributed(self) -> bool:
@@ -76,6 +77,7 @@ class Settings:
             openai_api_key=env.get("OPENAI_API_KEY") or None,
             openai_base_url=env.get("OPENAI_BASE_URL") or None,
             knowledge_fields=env.get("ONE_KNOWLEDGE_FIELDS", ""),
+            knowledge_retry_s=float(env.get("ONE_KNOWLEDGE_RETRY_SECONDS", "60")),
         )
 
 

@@ -23,7 +23,13 @@ from projections.registry import PROJECTIONS
 from projections.store import ProjectionSet
 from providers.factory import embedder_spec
 from streams.kafka_apply import Record, apply_records
-from streams.knowledge_runner import ActiveIndexWriter, embedder_cache, ensure_active, text_fields
+from streams.knowledge_runner import (
+    ActiveIndexWriter,
+    embedder_cache,
+    ensure_active,
+    retry_failed_embeddings,
+    text_fields,
+)
 from streams.relay import KafkaTarget, ensure_topic
 from streams.watermarks import knowledge_watermarks
 
@@ -37,8 +43,9 @@ def create_faust_app(settings: Settings, db: ConnectionInfo, batch_size: int = 1
     the other read models."""
     assert settings.kafka_bootstrap, "KAFKA_BOOTSTRAP_SERVERS is not set"
     writer: Writer
-    if knowledge:
-        writer, watermark_key = knowledge_writer(settings, db), knowledge_watermarks(settings.kafka_topic)
+    knowledge_writer_: ActiveIndexWriter | None = knowledge_writer(settings, db) if knowledge else None
+    if knowledge_writer_ is not None:
+        writer, watermark_key = knowledge_writer_, knowledge_watermarks(settings.kafka_topic)
     else:
         writer, watermark_key = ProjectionSet(tuple(PROJECTIONS.values())), settings.kafka_topic
     app = faust.App(
@@ -74,6 +81,13 @@ def create_faust_app(settings: Settings, db: ConnectionInfo, batch_size: int = 1
                     "error": item.error, "partition": item.record.partition,
                     "value": item.record.value.decode(errors="replace"),
                 }).encode())
+
+    if knowledge_writer_ is not None:
+        retry_with = knowledge_writer_
+
+        @app.timer(settings.knowledge_retry_s)
+        async def retry_failed() -> None:
+            await asyncio.to_thread(retry_failed_embeddings, retry_with.retry_failed, db)
 
     return app
 

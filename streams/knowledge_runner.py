@@ -105,15 +105,17 @@ def swap(conn: psycopg.Connection[object], target: KnowledgeIndex) -> KnowledgeI
 
 
 class KnowledgeRunners:
-    """The in-process vector projection: a live runner for the active index, and a builder while
-    a new index is being built for a changed embedder."""
+    """The in-process vector projection: a live runner for the active index, a builder while a
+    new index is being built for a changed embedder, and a periodic retry of the documents whose
+    embedding failed (so they heal by themselves once the embedder works again)."""
 
     def __init__(self, event_log: EventLog, db: ConnectionInfo, spec: EmbedderSpec,
-                 embedder_for: EmbedderFor, text_fields: TextFields) -> None:
+                 embedder_for: EmbedderFor, text_fields: TextFields, retry_every_s: float = 60.0) -> None:
         self.event_log = event_log
         self.db = db
         self.embedder_for = embedder_for
         self.text_fields = text_fields
+        self.retry_every_s = retry_every_s
         with psycopg.connect(db.conninfo, autocommit=True) as conn:
             active, target = prepare_indexes(conn, spec, embedder_for)
         self.live = self._runner(active)
@@ -121,6 +123,7 @@ class KnowledgeRunners:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._monitor = threading.Thread(target=self._watch_build, name="one-knowledge-swap", daemon=True)
+        self._retrier = threading.Thread(target=self._retry_failed, name="one-knowledge-retry", daemon=True)
 
     def _runner(self, index: KnowledgeIndex) -> InProcessRunner:
         writer = KnowledgeWriter(index, self.embedder_for(index.spec), self.text_fields)
@@ -140,10 +143,17 @@ class KnowledgeRunners:
     def start(self) -> KnowledgeRunners:
         """Start following the log (and building, if a new index is pending)."""
         self.live.start()
+        self._retrier.start()
         if self.builder is not None:
             self.builder.start()
             self._monitor.start()
         return self
+
+    def _retry_failed(self) -> None:
+        while not self._stop.wait(self.retry_every_s):
+            writer = self.live.writer
+            assert isinstance(writer, KnowledgeWriter)
+            retry_failed_embeddings(writer.retry_failed, self.db)
 
     def _watch_build(self) -> None:
         with psycopg.connect(self.db.conninfo, autocommit=True) as conn:
@@ -166,8 +176,22 @@ class KnowledgeRunners:
             runners = [r for r in (self.live, self.builder) if r is not None]
         for runner in runners:
             runner.stop()
-        if self._monitor.is_alive():
-            self._monitor.join(timeout=5)
+        for thread in (self._monitor, self._retrier):
+            if thread.is_alive():
+                thread.join(timeout=5)
+
+
+def retry_failed_embeddings(retry: Callable[[psycopg.Connection[object]], tuple[int, int]],
+                            db: ConnectionInfo) -> None:
+    """One round of re-embedding what failed, on its own connection; failures are logged and
+    left for the next round (the database or the embedder may be away)."""
+    try:
+        with psycopg.connect(db.conninfo, autocommit=True) as conn:
+            fixed, failing = retry(conn)
+        if fixed or failing:
+            log.info("knowledge retry: %d re-embedded, %d still failing", fixed, failing)
+    except Exception:
+        log.exception("knowledge retry failed")
 
 
 def _index_of(runner: InProcessRunner) -> KnowledgeIndex:
@@ -209,6 +233,14 @@ class ActiveIndexWriter:
         if index is None:
             raise NoActiveIndex("no knowledge index is active: start `one serve` or `one knowledge reindex`")
         return KnowledgeWriter(index, self.embedder_for(index.spec), self.text_fields).write(conn, envelopes)
+
+    def retry_failed(self, conn: psycopg.Connection[object]) -> tuple[int, int]:
+        """`KnowledgeWriter.retry_failed` on the active index (nothing before there is one)."""
+        with conn.transaction():
+            index = hold_active_index(conn)
+            if index is None:
+                return 0, 0
+            return KnowledgeWriter(index, self.embedder_for(index.spec), self.text_fields).retry_failed(conn)
 
 
 class NoActiveIndex(RuntimeError):

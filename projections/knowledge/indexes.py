@@ -127,10 +127,11 @@ def _create_tables(conn: psycopg.Connection[Any], index: KnowledgeIndex) -> None
         CREATE INDEX {by_status} ON {documents} (status);
         CREATE INDEX {by_org} ON {documents} (org_id);
         CREATE INDEX {by_tag} ON {documents} USING gin (tags);
+        CREATE INDEX {failed} ON {documents} (thing_id) WHERE error IS NOT NULL;
     """).format(
         documents=index.documents, chunks=index.chunks, dimension=sql.Literal(index.dimension),
         **{key: sql.Identifier(f"knowledge_{index.name}_{key}")
-           for key in ("hnsw", "tsv", "by_type", "by_status", "by_org", "by_tag")},
+           for key in ("hnsw", "tsv", "by_type", "by_status", "by_org", "by_tag", "failed")},
     ))
 
 

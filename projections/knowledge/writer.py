@@ -80,6 +80,8 @@ class KnowledgeWriter:
         """Re-embed the documents whose embedding failed: (now embedded, still failing)."""
         with conn.transaction():
             failed = self._load(conn, sql.SQL("error IS NOT NULL AND NOT deleted"), ())
+            if not failed:
+                return 0, 0
             pending = {key: chunk_text(d.name, d.text(self.text_fields)) for key, d in failed.items()}
             vectors, failures = self._embed(pending)
             self._store(conn, list(failed.values()), pending, vectors, failures)

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from api.embeddings_server import create_embeddings_app
+from api.embeddings_server import OpenAIApiError, create_embeddings_app
 from api.live_server import LiveServer
 from api.runtime import Runtime
 from commands.store import open_event_log
@@ -252,6 +252,42 @@ def test_failing_embeddings_are_parked_without_blocking(fresh_db: ConnectionInfo
                 assert _error_of(conn, index, good["id"]) is not None
     finally:
         rt.close()
+
+
+class RefusingModel(LocalMiniLM):
+    """The local model behind an OpenAI-compatible server that refuses (400) texts containing
+    POISON until it is cured (no SDK retries, so the test stays quick)."""
+
+    cured = False
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        if not self.cured and any("POISON" in t for t in texts):
+            raise OpenAIApiError(400, "this input cannot be embedded", param="input")
+        return super().embed(texts)
+
+
+def test_parked_embeddings_heal_by_themselves_once_the_embedder_works(fresh_db: ConnectionInfo) -> None:
+    model = RefusingModel()
+    with LiveServer(create_embeddings_app(model)) as server:
+        rt = start_runtime(fresh_db, run_knowledge=True, embedder="openai", embedding_model=model.spec.model,
+                           openai_base_url=f"{server.url}/v1", knowledge_retry_s=0.3)
+        try:
+            with served(rt, timeout=60) as http:
+                bad = create(http, "course", "Broken", {"description": "POISON pill"})
+                good = create(http, "course", "Knitting", {"description": "Knit a warm scarf"})
+                assert names(search(http, "knitting wool", mode="semantic", after=good["position"]))[0] == \
+                    "Knitting"
+                assert bad["id"] not in [r["id"] for r in search(http, "pill", mode="keyword")]
+                with psycopg.connect(fresh_db.conninfo) as conn:
+                    parked = conn.execute("SELECT stream_id FROM projection_errors").fetchall()
+                assert parked == [(bad["id"],)]
+                model.cured = True
+                deadline = time.monotonic() + 30
+                while bad["id"] not in [r["id"] for r in search(http, "pill", mode="keyword")]:
+                    assert time.monotonic() < deadline, "the failed document was never re-embedded"
+                    time.sleep(0.1)
+        finally:
+            rt.close()
 
 
 def _create(name: str, description: str) -> Any:
