@@ -231,3 +231,46 @@ def test_projectors_accept_decoded_stored_events() -> None:
     assert params[:3] == (None, ["a"], ("jsonb", {"b": 2}))
     assert params[3:5] == (2, 2)
     assert [s[1]["tag"] for s in TAGS.apply(created)] == ["topic:ai"]
+
+
+# ---- merging runs of inserts ---------------------------------------------------------------
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, Any]] = []
+
+    def execute(self, sql: str, params: Any) -> None:
+        self.calls.append(("execute", sql, params))
+
+    def executemany(self, sql: str, params: Any) -> None:
+        self.calls.append(("executemany", sql, list(params)))
+
+
+def test_runs_of_insert_do_nothing_become_multi_row_inserts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from projections import store
+
+    monkeypatch.setattr(store, "_MAX_ROWS", 2)
+    activity = [project_activity(env("thing.deleted", position=p))[0] for p in (1, 2, 3)]
+    update = project_things(env("thing.deleted"))[0]
+    cur, raw = _Recorder(), _Recorder()
+    store._execute_in_runs(cur, raw, [*activity, update, activity[0]])  # type: ignore[arg-type]
+
+    (_, first, params), (_, second, _) = raw.calls
+    assert first.count("$") == 16 and "($9, $10," in first and "$17" not in first
+    assert first.endswith("ON CONFLICT (position) DO NOTHING") and "%s" not in first
+    assert params[0] == 1 and params[8] == 2 and unwrap(params[6]) == ("jsonb", "{}")
+    assert second.count("$") == 8  # the rest of the run
+    assert [(kind, sql) for kind, sql, _ in cur.calls] == [
+        ("executemany", update[0]), ("executemany", activity[0][0]),  # single rows stay as they are
+    ]
+
+
+def test_merged_inserts_stay_small(monkeypatch: pytest.MonkeyPatch) -> None:
+    from projections import store
+
+    monkeypatch.setattr(store, "_MAX_BYTES", 1000)
+    big = {"type": "x", "target_id": None, "metadata": {"blob": "b" * 600}}
+    statements = [project_activity(env("activity.recorded", big, position=p))[0] for p in (1, 2, 3)]
+    raw = _Recorder()
+    store._execute_in_runs(_Recorder(), raw, statements)  # type: ignore[arg-type]
+    assert [sql.count("$") for _, sql, _ in raw.calls] == [8, 8, 8]
