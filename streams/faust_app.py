@@ -43,9 +43,8 @@ def create_faust_app(settings: Settings, db: ConnectionInfo, batch_size: int = 1
     the other read models."""
     assert settings.kafka_bootstrap, "KAFKA_BOOTSTRAP_SERVERS is not set"
     writer: Writer
-    knowledge_writer_: ActiveIndexWriter | None = knowledge_writer(settings, db) if knowledge else None
-    if knowledge_writer_ is not None:
-        writer, watermark_key = knowledge_writer_, knowledge_watermarks(settings.kafka_topic)
+    if knowledge:
+        writer, watermark_key = knowledge_writer(settings, db), knowledge_watermarks(settings.kafka_topic)
     else:
         writer, watermark_key = ProjectionSet(tuple(PROJECTIONS.values())), settings.kafka_topic
     app = faust.App(
@@ -82,12 +81,12 @@ def create_faust_app(settings: Settings, db: ConnectionInfo, batch_size: int = 1
                     "value": item.record.value.decode(errors="replace"),
                 }).encode())
 
-    if knowledge_writer_ is not None:
-        retry_with = knowledge_writer_
+    if isinstance(writer, ActiveIndexWriter):
+        retry = writer.retry_failed
 
         @app.timer(settings.knowledge_retry_s)
         async def retry_failed() -> None:
-            await asyncio.to_thread(retry_failed_embeddings, retry_with.retry_failed, db)
+            await asyncio.to_thread(retry_failed_embeddings, retry, db)
 
     return app
 

@@ -70,8 +70,7 @@ class KnowledgeWriter:
                 documents[e.stream_id] = folded
                 last_event[e.stream_id] = e
         changed = [d for key, d in documents.items() if d is not before.get(key)]
-        pending = {d.thing_id: chunk_text(d.name, d.text(self.text_fields))
-                   for d in changed if d.needs_embedding(self.text_fields)}
+        pending = self._chunks([d for d in changed if d.needs_embedding(self.text_fields)])
         vectors, failures = self._embed(pending)
         self._store(conn, changed, pending, vectors, failures)
         return [Rejected(last_event[key], f"embedding failed: {error}") for key, error in failures.items()]
@@ -82,10 +81,14 @@ class KnowledgeWriter:
             failed = self._load(conn, sql.SQL("error IS NOT NULL AND NOT deleted"), ())
             if not failed:
                 return 0, 0
-            pending = {key: chunk_text(d.name, d.text(self.text_fields)) for key, d in failed.items()}
+            pending = self._chunks(list(failed.values()))
             vectors, failures = self._embed(pending)
             self._store(conn, list(failed.values()), pending, vectors, failures)
         return len(vectors), len(failures)
+
+    def _chunks(self, documents: list[Document]) -> dict[str, list[str]]:
+        """The chunk texts to embed, per thing."""
+        return {d.thing_id: chunk_text(d.name, d.text(self.text_fields)) for d in documents}
 
     def _load(self, conn: psycopg.Connection[object], where: sql.Composable,
               params: tuple[object, ...]) -> dict[str, Document]:
@@ -143,15 +146,13 @@ class KnowledgeWriter:
         self, conn: psycopg.Connection[object], changed: list[Document], pending: dict[str, list[str]],
         vectors: dict[str, Vectors], failures: dict[str, str],
     ) -> None:
-        tf = self.text_fields
         rows = []
         for d in changed:
-            embedded = d.embedded_hash
-            if d.thing_id in vectors:
-                embedded = d.text_hash(tf)
+            current = d.text_hash(self.text_fields)
+            embedded = current if d.thing_id in vectors else d.embedded_hash
             error = failures.get(d.thing_id) if d.thing_id in pending else d.error
             rows.append((d.thing_id, d.org_id, d.type, d.name, d.status, list(d.tags), d.deleted,
-                         Jsonb(d.fields), d.text_hash(tf), embedded, error, d.version, d.position))
+                         Jsonb(d.fields), current, embedded, error, d.version, d.position))
         replaced = [d.thing_id for d in changed if d.deleted or d.thing_id in vectors]
         if vectors:
             register_vector(conn)  # before the cursor: cursors copy the connection's adapters

