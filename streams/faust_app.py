@@ -47,9 +47,11 @@ def create_faust_app(settings: Settings, db: ConnectionInfo, batch_size: int = 1
         writer, watermark_key = knowledge_writer(settings, db), knowledge_watermarks(settings.kafka_topic)
     else:
         writer, watermark_key = ProjectionSet(tuple(PROJECTIONS.values())), settings.kafka_topic
+    datadir = settings.data_dir / "faust"
+    datadir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level itself
     app = faust.App(
         settings.faust_app_id + ("-knowledge" if knowledge else ""),
-        datadir=str(settings.data_dir / "faust"),
+        datadir=str(datadir),
         broker=[f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")],
         store="memory://",
         key_serializer="raw",
