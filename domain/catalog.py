@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from domain.activity import Activity
+from domain.api_keys import ApiKey
 from domain.base import public_event_types
 from domain.connections import Connection
 from domain.organizations import Organization, Person
 from domain.things import Thing
 from domain.token_purchase import TokenPurchase
+from domain.usernames import UsernameClaim
 
-AGGREGATES = (Organization, Person, Thing, Connection, Activity, TokenPurchase)
+AGGREGATES = (Organization, Person, Thing, Connection, Activity, TokenPurchase, ApiKey, UsernameClaim)
 EVENT_CLASSES: dict[str, type[Any]] = public_event_types(*AGGREGATES)

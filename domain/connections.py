@@ -38,6 +38,7 @@ class Connection(OneAggregate):
         type: str
         metadata: Properties
         removed: bool
+        created_by: str
 
     class Created(OneAggregate.Created):
         """The relationship was established."""
@@ -55,6 +56,7 @@ class Connection(OneAggregate):
             aggregate.type = self.type
             aggregate.metadata = dict(self.metadata)
             aggregate.removed = False
+            aggregate.created_by = self.actor_id
 
     class MetadataUpdated(OneAggregate.Event):
         """Metadata merged (e.g. a new balance or revenue share)."""

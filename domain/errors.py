@@ -42,3 +42,15 @@ class InvalidState(DomainError):
     """The aggregate is in a state that forbids the command (e.g. editing a deleted thing)."""
 
     code = "invalid_state"
+
+
+class Forbidden(DomainError):
+    """The caller is known but their role or relation to the resource does not permit this."""
+
+    code = "forbidden"
+
+
+class AccountSuspended(Forbidden):
+    """The caller's account is suspended or banned."""
+
+    code = "account_suspended"

@@ -42,6 +42,7 @@ class Thing(OneAggregate):
         status: str
         tags: list[str]
         deleted: bool
+        created_by: str
 
     class Created(OneAggregate.Created):
         """A thing came into being. v2 added `status` (v1 things were created as drafts)."""
@@ -67,6 +68,7 @@ class Thing(OneAggregate):
             aggregate.status = self.status
             aggregate.tags = list(self.tags)
             aggregate.deleted = False
+            aggregate.created_by = self.actor_id
 
     class Updated(OneAggregate.Event):
         """Name and/or properties changed; `properties` is a shallow merge patch."""
