@@ -27,7 +27,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from commands import purchases  # noqa: F401  (registers the saga's handlers)
+from commands import identity, purchases  # noqa: F401  (register their handlers)
 from commands.handlers import HANDLERS, Context, Reply
 from commands.store import EventLog
 from commands.unit_of_work import Batch, Scope
@@ -179,6 +179,8 @@ class CommandBus:
                 for e, p in zip(events, positions, strict=True)
             }
             results[:] = [_result(a, position_of) for a in accepted]
+            for sql, params in batch.writes:
+                curs.execute(sql, params)
             _store_idempotency(curs, accepted, results)
 
         try:

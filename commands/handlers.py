@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from commands import models as m
+from commands.access import load, may_connect, require_visible, visible
 from commands.unit_of_work import Scope
-from domain import ontology
+from domain import ontology, permissions
 from domain.activity import Activity
 from domain.base import OneAggregate
 from domain.connections import Connection, connection_id
-from domain.errors import NotFound, ValidationFailed, VersionConflict
-from domain.organizations import Organization, Person
+from domain.errors import AlreadyExists, Forbidden, ValidationFailed, VersionConflict
+from domain.organizations import Organization
+from domain.permissions import COMMUNITY_ROLES, SYSTEM, Reach
 from domain.things import Thing
 
 SYSTEM_ORG_ID = uuid5(NAMESPACE_URL, "one:organization:default")
@@ -29,10 +31,14 @@ SYSTEM_ACTOR_ID = uuid5(NAMESPACE_URL, "one:person:system")
 
 @dataclass(frozen=True)
 class Context:
-    """Who issues the command, for which tenant, and under which preconditions."""
+    """Who issues the command (actor and role), in which organization, how far their permission
+    for it reaches (set by `handles` from the permission matrix), and under which preconditions.
+    The default is the platform's own system actor."""
 
     actor_id: str = str(SYSTEM_ACTOR_ID)
     org_id: str = str(SYSTEM_ORG_ID)
+    role: str = SYSTEM
+    reach: Reach = Reach.ANY
     expected_version: int | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None
@@ -77,11 +83,24 @@ def _check_storable(value: Any, field: str) -> None:
             _check_storable(item, f"{field}[{index}]")
 
 
+def granted(command_type: type[Any], ctx: Context) -> Context:
+    """The context with the caller's reach for this command (Forbidden if the role has none);
+    commands without an action are the system's own."""
+    action: str | None = getattr(command_type, "action", None)
+    if action is None:
+        if ctx.role != SYSTEM:
+            raise Forbidden(f"{command_type.__name__} is run by the platform itself", "Authorization")
+        return replace(ctx, reach=Reach.ANY)
+    return replace(ctx, reach=permissions.reach(ctx.role, action))
+
+
 def handles(command_type: type[Any]) -> Callable[[Handler], Handler]:
-    """Register a handler for a command type (its input is checked to be storable first)."""
+    """Register a handler for a command type: the caller's permission is checked and their reach
+    set, and the input is checked to be storable, before the handler runs."""
 
     def register(handler: Handler) -> Handler:
         def checked(cmd: Any, ctx: Context, scope: Scope) -> Reply:
+            ctx = granted(command_type, ctx)
             for name, value in cmd.model_dump().items():
                 _check_storable(value, name)
             return handler(cmd, ctx, scope)
@@ -92,33 +111,28 @@ def handles(command_type: type[Any]) -> Callable[[Handler], Handler]:
     return register
 
 
-def _expect(aggregate: OneAggregate, ctx: Context) -> None:
+def expect_version(aggregate: OneAggregate, ctx: Context) -> None:
+    """If-Match: the stream must be at the version the caller saw."""
     if ctx.expected_version is not None and aggregate.version != ctx.expected_version:
         raise VersionConflict(
             f"expected version {ctx.expected_version}, current is {aggregate.version}", "If-Match"
         )
 
 
-def _existing(scope: Scope, id: UUID, kind: type[A], ctx: Context) -> A:
-    aggregate = scope.get(id, kind)
-    _expect(aggregate, ctx)
+def existing(scope: Scope, id: UUID, kind: type[A], ctx: Context) -> A:
+    """The stream a command changes: within the caller's reach and at the expected version."""
+    aggregate = load(scope, ctx, id, kind)
+    expect_version(aggregate, ctx)
     return aggregate
 
 
-def _new_id(scope: Scope, requested: UUID | None) -> UUID:
+def new_id(scope: Scope, requested: UUID | None) -> UUID:
+    """A fresh stream id, or the requested one if no stream has it."""
     if requested is None:
         return uuid4()
     if scope.exists(requested):
-        from domain.errors import AlreadyExists
-
         raise AlreadyExists(f"stream {requested} already exists", "id")
     return requested
-
-
-def _require_streams(scope: Scope, **ids: UUID) -> None:
-    for field_name, stream_id in ids.items():
-        if not scope.exists(stream_id):
-            raise NotFound(f"{stream_id} not found", field_name)
 
 
 # ---- organizations and people -------------------------------------------------------------
@@ -128,7 +142,7 @@ def _require_streams(scope: Scope, **ids: UUID) -> None:
 def create_organization(cmd: m.CreateOrganization, ctx: Context, scope: Scope) -> Reply:
     """Found an organization."""
     org = Organization.create(
-        id=_new_id(scope, cmd.id), actor_id=ctx.actor_id, name=cmd.name, slug=cmd.slug,
+        id=new_id(scope, cmd.id), actor_id=ctx.actor_id, name=cmd.name, slug=cmd.slug,
         plan=cmd.plan,
     )
     scope.add(org)
@@ -138,25 +152,7 @@ def create_organization(cmd: m.CreateOrganization, ctx: Context, scope: Scope) -
 @handles(m.UpdateOrganization)
 def update_organization(cmd: m.UpdateOrganization, ctx: Context, scope: Scope) -> Reply:
     """Rename or re-plan an organization."""
-    _existing(scope, cmd.id, Organization, ctx).update(ctx.actor_id, cmd.name, cmd.plan)
-    return Reply(cmd.id)
-
-
-@handles(m.CreatePerson)
-def create_person(cmd: m.CreatePerson, ctx: Context, scope: Scope) -> Reply:
-    """Register a person in the caller's organization."""
-    person = Person.create(
-        id=_new_id(scope, cmd.id), org_id=ctx.org_id, actor_id=ctx.actor_id, name=cmd.name,
-        email=cmd.email, role=cmd.role,
-    )
-    scope.add(person)
-    return Reply(person.id, 201)
-
-
-@handles(m.ChangePersonRole)
-def change_person_role(cmd: m.ChangePersonRole, ctx: Context, scope: Scope) -> Reply:
-    """Change a person's role."""
-    _existing(scope, cmd.id, Person, ctx).change_role(ctx.actor_id, cmd.role)
+    existing(scope, cmd.id, Organization, ctx).update(ctx.actor_id, cmd.name, cmd.plan)
     return Reply(cmd.id)
 
 
@@ -167,7 +163,7 @@ def change_person_role(cmd: m.ChangePersonRole, ctx: Context, scope: Scope) -> R
 def create_thing(cmd: m.CreateThing, ctx: Context, scope: Scope) -> Reply:
     """Create a thing."""
     thing = Thing.create(
-        id=_new_id(scope, cmd.id), org_id=ctx.org_id, actor_id=ctx.actor_id, type=cmd.type,
+        id=new_id(scope, cmd.id), org_id=ctx.org_id, actor_id=ctx.actor_id, type=cmd.type,
         name=cmd.name, properties=cmd.properties, status=cmd.status, tags=cmd.tags,
     )
     scope.add(thing)
@@ -177,59 +173,79 @@ def create_thing(cmd: m.CreateThing, ctx: Context, scope: Scope) -> Reply:
 @handles(m.UpdateThing)
 def update_thing(cmd: m.UpdateThing, ctx: Context, scope: Scope) -> Reply:
     """Rename / merge properties."""
-    _existing(scope, cmd.id, Thing, ctx).update(ctx.actor_id, cmd.name, cmd.properties)
+    existing(scope, cmd.id, Thing, ctx).update(ctx.actor_id, cmd.name, cmd.properties)
     return Reply(cmd.id)
 
 
 @handles(m.ChangeThingStatus)
 def change_thing_status(cmd: m.ChangeThingStatus, ctx: Context, scope: Scope) -> Reply:
     """Publish, archive, ..."""
-    _existing(scope, cmd.id, Thing, ctx).change_status(ctx.actor_id, cmd.status)
+    existing(scope, cmd.id, Thing, ctx).change_status(ctx.actor_id, cmd.status)
     return Reply(cmd.id)
 
 
 @handles(m.TagThing)
 def tag_thing(cmd: m.TagThing, ctx: Context, scope: Scope) -> Reply:
     """Attach tags."""
-    _existing(scope, cmd.id, Thing, ctx).tag(ctx.actor_id, cmd.tags)
+    existing(scope, cmd.id, Thing, ctx).tag(ctx.actor_id, cmd.tags)
     return Reply(cmd.id)
 
 
 @handles(m.UntagThing)
 def untag_thing(cmd: m.UntagThing, ctx: Context, scope: Scope) -> Reply:
     """Detach tags."""
-    _existing(scope, cmd.id, Thing, ctx).untag(ctx.actor_id, cmd.tags)
+    existing(scope, cmd.id, Thing, ctx).untag(ctx.actor_id, cmd.tags)
     return Reply(cmd.id)
 
 
 @handles(m.DeleteThing)
 def delete_thing(cmd: m.DeleteThing, ctx: Context, scope: Scope) -> Reply:
     """Soft-delete."""
-    _existing(scope, cmd.id, Thing, ctx).delete(ctx.actor_id)
+    existing(scope, cmd.id, Thing, ctx).delete(ctx.actor_id)
     return Reply(cmd.id)
 
 
 @handles(m.RestoreThing)
 def restore_thing(cmd: m.RestoreThing, ctx: Context, scope: Scope) -> Reply:
     """Restore a soft-deleted thing."""
-    _existing(scope, cmd.id, Thing, ctx).restore(ctx.actor_id)
+    existing(scope, cmd.id, Thing, ctx).restore(ctx.actor_id)
     return Reply(cmd.id)
 
 
 # ---- connections ---------------------------------------------------------------------------
 
 
+def _community_role(scope: Scope, ctx: Context, kind: str, to_id: UUID, metadata: dict[str, Any]) -> None:
+    """A `member_of` connection carries a community role; only org owners, platform owners and the
+    community's admins grant moderator or admin."""
+    if kind != "member_of" or "role" not in metadata:
+        return
+    role = metadata["role"]
+    if role not in COMMUNITY_ROLES:
+        raise ValidationFailed(f"role must be one of {', '.join(sorted(COMMUNITY_ROLES))}",
+                               "metadata.role")
+    if role == "member" or ctx.reach in (Reach.ORG, Reach.ANY):
+        return
+    own = scope.find(connection_id(UUID(ctx.actor_id), "member_of", to_id), Connection)
+    if own is None or own.removed or own.metadata.get("role") != "admin":
+        raise Forbidden(f"only the community's admins grant {role}", "metadata.role")
+
+
 def _connect(
     scope: Scope, ctx: Context, from_id: UUID, to_id: UUID, kind: str, metadata: dict[str, Any]
 ) -> Connection:
-    """Establish (or re-establish after removal) the relationship from -kind-> to."""
+    """Establish (or re-establish after removal) the relationship from -kind-> to, if the caller
+    may state it."""
     ontology.validate_connection_endpoints(str(from_id), str(to_id))
-    kind = ontology.normalize_connection_type(kind)
-    existing = scope.find(connection_id(from_id, kind, to_id), Connection)
-    if existing is not None:
-        existing.reestablish(ctx.actor_id, metadata)
-        return existing
-    _require_streams(scope, from_id=from_id, to_id=to_id)
+    if ctx.role != SYSTEM:
+        permissions.require_client_fact(kind, event=False)
+    require_visible(scope, ctx, from_id=from_id, to_id=to_id)
+    may_connect(scope, ctx, kind, from_id, to_id)
+    _community_role(scope, ctx, kind, to_id, metadata)
+    existing_link = scope.find(connection_id(from_id, kind, to_id), Connection)
+    if existing_link is not None:
+        existing_link.reestablish(ctx.actor_id, metadata)
+        return existing_link
     connection = Connection.create(
         org_id=ctx.org_id, actor_id=ctx.actor_id, from_id=from_id, to_id=to_id, type=kind,
         metadata=metadata,
@@ -240,22 +256,32 @@ def _connect(
 
 @handles(m.CreateConnection)
 def create_connection(cmd: m.CreateConnection, ctx: Context, scope: Scope) -> Reply:
-    """Connect two streams."""
-    connection = _connect(scope, ctx, cmd.from_id, cmd.to_id, cmd.type, cmd.metadata)
+    """Connect two streams (an old type name keeps the variant it implies, in the metadata)."""
+    kind, metadata = ontology.normalize_connection(cmd.type, cmd.metadata)
+    connection = _connect(scope, ctx, cmd.from_id, cmd.to_id, kind, metadata)
     return Reply(connection.id, 201)
+
+
+def _changeable_connection(scope: Scope, ctx: Context, id: UUID) -> Connection:
+    connection = existing(scope, id, Connection, ctx)
+    if ctx.role != SYSTEM:
+        permissions.require_client_fact(connection.type, event=False)
+    return connection
 
 
 @handles(m.UpdateConnection)
 def update_connection(cmd: m.UpdateConnection, ctx: Context, scope: Scope) -> Reply:
     """Merge connection metadata."""
-    _existing(scope, cmd.id, Connection, ctx).update_metadata(ctx.actor_id, cmd.metadata)
+    connection = _changeable_connection(scope, ctx, cmd.id)
+    _community_role(scope, ctx, connection.type, UUID(connection.to_id), cmd.metadata)
+    connection.update_metadata(ctx.actor_id, cmd.metadata)
     return Reply(cmd.id)
 
 
 @handles(m.RemoveConnection)
 def remove_connection(cmd: m.RemoveConnection, ctx: Context, scope: Scope) -> Reply:
     """End a relationship (e.g. unfollow)."""
-    _existing(scope, cmd.id, Connection, ctx).remove(ctx.actor_id)
+    _changeable_connection(scope, ctx, cmd.id).remove(ctx.actor_id)
     return Reply(cmd.id)
 
 
@@ -264,12 +290,16 @@ def remove_connection(cmd: m.RemoveConnection, ctx: Context, scope: Scope) -> Re
 
 @handles(m.RecordActivity)
 def record_activity(cmd: m.RecordActivity, ctx: Context, scope: Scope) -> Reply:
-    """Record an activity in its own stream (never contends with anything)."""
+    """Record an activity in its own stream (never contends with anything); facts only the
+    platform states (payments, purchases, lifecycle) are refused to clients."""
+    kind, metadata = ontology.normalize_event_type(cmd.type, cmd.metadata)
+    if ctx.role != SYSTEM:
+        permissions.require_client_fact(kind, event=True)
     if cmd.target_id is not None:
-        _require_streams(scope, target_id=cmd.target_id)
+        require_visible(scope, ctx, target_id=cmd.target_id)
     activity = Activity.record(
-        id=uuid4(), org_id=ctx.org_id, actor_id=ctx.actor_id, type=cmd.type,
-        target_id=cmd.target_id, metadata=cmd.metadata,
+        id=uuid4(), org_id=ctx.org_id, actor_id=ctx.actor_id, type=kind,
+        target_id=cmd.target_id, metadata=metadata,
     )
     scope.add(activity)
     return Reply(activity.id, 201)
@@ -279,9 +309,10 @@ def record_activity(cmd: m.RecordActivity, ctx: Context, scope: Scope) -> Reply:
 def create_content(cmd: m.CreateContent, ctx: Context, scope: Scope) -> Reply:
     """Content + owns/authored from its creator + owns from each collaborator, all or nothing.
 
-    The creator keeps the revenue share the collaborators do not take.
+    The creator keeps the revenue share the collaborators do not take; an org user may create
+    content only for a creator of theirs.
     """
-    creator = scope.get(cmd.creator_id, Thing, "creator_id")
+    creator = load(scope, ctx, cmd.creator_id, Thing, "creator_id")
     if creator.type != "creator" or creator.deleted:
         raise ValidationFailed("creator_id must name a live thing of type creator", "creator_id")
     shares = [c.revenue_share for c in cmd.collaborators]
@@ -291,18 +322,19 @@ def create_content(cmd: m.CreateContent, ctx: Context, scope: Scope) -> Reply:
     if len(set(ids)) != len(ids) or cmd.creator_id in ids:
         raise ValidationFailed("collaborators must be distinct and not the creator", "collaborators")
     for index, collaborator in enumerate(cmd.collaborators):
-        _require_streams(scope, **{f"collaborators[{index}].entity_id": collaborator.entity_id})
+        visible(scope, ctx, collaborator.entity_id, OneAggregate, f"collaborators[{index}].entity_id")
     content = create_thing(
         m.CreateThing(type=cmd.type, name=cmd.name, properties=cmd.properties, tags=cmd.tags,
                       id=cmd.id),
         ctx, scope,
     ).stream_id
+    linking = replace(ctx, reach=Reach.ORG)  # the caller may act for the creator: link as one
     links = [
-        _connect(scope, ctx, cmd.creator_id, content, "owns", {"revenueShare": 1 - sum(shares)}),
-        _connect(scope, ctx, cmd.creator_id, content, "authored", {}),
+        _connect(scope, linking, cmd.creator_id, content, "owns", {"revenueShare": 1 - sum(shares)}),
+        _connect(scope, linking, cmd.creator_id, content, "authored", {}),
     ]
     links += [
-        _connect(scope, ctx, c.entity_id, content, "owns", {"revenueShare": c.revenue_share})
+        _connect(scope, linking, c.entity_id, content, "owns", {"revenueShare": c.revenue_share})
         for c in cmd.collaborators
     ]
     return Reply(content, 201, {"connections": [str(link.id) for link in links]})

@@ -1,8 +1,14 @@
-"""Command models: the validated shape of every write. HTTP bodies are the `*Body` models."""
+"""Command models: the validated shape of every write. HTTP bodies are the `*Body` models.
+
+Every command a client may send names its `action` in the permission matrix
+(`domain.permissions.POLICY`); a command without one is internal (sagas, sign-in, bootstrap) and
+only the system may run it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, ClassVar
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,12 +21,16 @@ class StrictModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    action: ClassVar[str | None] = None
+
 
 # ---- organizations and people -------------------------------------------------------------
 
 
 class CreateOrganization(StrictModel):
     """Found a tenant."""
+
+    action = "organizations.create"
 
     name: str
     slug: str
@@ -38,16 +48,61 @@ class OrganizationPatch(StrictModel):
 class UpdateOrganization(OrganizationPatch):
     """Rename or change plan of organization `id`."""
 
+    action = "organizations.update"
+
     id: UUID
 
 
-class CreatePerson(StrictModel):
-    """Register an actor in the caller's organization."""
+class ProfileFields(StrictModel):
+    """A person's profile: location and social links (personal data, sealed in the log) and
+    settings (visibility, learning tracks, availability, stats)."""
 
+    city: str | None = None
+    country: str | None = None
+    country_code: str | None = None
+    github_url: str | None = None
+    twitter_url: str | None = None
+    linkedin_url: str | None = None
+    telegram_handle: str | None = None
+    learning_tracks: list[str] | None = None
+    visibility: str | None = None
+    availability: str | None = None
+    stats: dict[str, float] | None = None
+
+
+class PersonFields(StrictModel):
+    """A person's own fields (all personal data) and profile. In a patch, a null removes a field."""
+
+    name: str | None = None
+    email: str | None = None
+    username: str | None = None
+    bio: str | None = None
+    avatar_url: str | None = None
+    ext_wallet: str | None = None
+    app_wallet: str | None = None
+    profile: ProfileFields | None = None
+
+
+class CreatePerson(PersonFields):
+    """Register a person in the caller's organization."""
+
+    action = "people.create"
     name: str
-    email: str
     role: str = "customer"
+    account_status: str = "active"
+    primary_auth_method: str = "email"
     id: UUID | None = None
+
+
+class PersonPatch(PersonFields):
+    """Change a person's fields and profile settings."""
+
+
+class UpdatePerson(PersonPatch):
+    """Patch person `id`."""
+
+    action = "people.update"
+    id: UUID
 
 
 class ChangePersonRoleBody(StrictModel):
@@ -59,7 +114,83 @@ class ChangePersonRoleBody(StrictModel):
 class ChangePersonRole(ChangePersonRoleBody):
     """Give person `id` another role."""
 
+    action = "people.change_role"
     id: UUID
+
+
+class AccountStatusBody(StrictModel):
+    """New account status (incomplete, pending, active, suspended, banned)."""
+
+    status: str
+
+
+class ChangeAccountStatus(AccountStatusBody):
+    """Move person `id`'s account to another status."""
+
+    action = "people.change_status"
+    id: UUID
+
+
+class DeletePerson(StrictModel):
+    """Soft-delete person `id`."""
+
+    action = "people.delete"
+    id: UUID
+
+
+class ErasePersonalData(StrictModel):
+    """Destroy person `id`'s personal-data key (crypto-shredding)."""
+
+    action = "people.erase"
+    id: UUID
+
+
+# ---- API keys and sign-in ------------------------------------------------------------------
+
+
+class ApiKeyBody(StrictModel):
+    """A key for a person of the organization (default: the caller), or, with `role`, for a new
+    service account with that role."""
+
+    name: str = Field(min_length=1, max_length=100)
+    person_id: UUID | None = None
+    role: str | None = None
+    expires_at: datetime | None = None
+
+
+class IssueApiKey(ApiKeyBody):
+    """Issue key `id` with the hash of its secret (the secret itself never enters a command)."""
+
+    action = "keys.create"
+    id: UUID
+    secret_hash: str
+
+
+class RevokeApiKey(StrictModel):
+    """Revoke key `id`."""
+
+    action = "keys.revoke"
+    id: UUID
+
+
+class EnsureBootstrapKey(StrictModel):
+    """Internal: make `ONE_BOOTSTRAP_KEY` (by its hash) the system person's bootstrap key."""
+
+    secret_hash: str
+
+
+class SignInWithPrivy(StrictModel):
+    """Internal (after the Privy token was verified): find or create the person of a Privy DID,
+    record the sign-in and issue a session key."""
+
+    did: str
+    email: str | None = None
+    ext_wallet: str | None = None
+    app_wallet: str | None = None
+    method: str
+    session_key_id: UUID
+    session_hash: str
+    expires_at: datetime
 
 
 # ---- things --------------------------------------------------------------------------------
@@ -67,6 +198,8 @@ class ChangePersonRole(ChangePersonRoleBody):
 
 class CreateThing(StrictModel):
     """Create a thing of an ontology type."""
+
+    action = "things.create"
 
     type: str
     name: str
@@ -86,6 +219,8 @@ class ThingPatch(StrictModel):
 class UpdateThing(ThingPatch):
     """Patch thing `id`."""
 
+    action = "things.update"
+
     id: UUID
 
 
@@ -97,6 +232,8 @@ class StatusBody(StrictModel):
 
 class ChangeThingStatus(StatusBody):
     """Move thing `id` to another status."""
+
+    action = "things.update"
 
     id: UUID
 
@@ -110,11 +247,15 @@ class TagsBody(StrictModel):
 class TagThing(TagsBody):
     """Attach tags to thing `id`."""
 
+    action = "things.update"
+
     id: UUID
 
 
 class UntagThing(TagsBody):
     """Detach tags from thing `id`."""
+
+    action = "things.update"
 
     id: UUID
 
@@ -122,11 +263,15 @@ class UntagThing(TagsBody):
 class DeleteThing(StrictModel):
     """Soft-delete thing `id`."""
 
+    action = "things.update"
+
     id: UUID
 
 
 class RestoreThing(StrictModel):
     """Undo the soft deletion of thing `id`."""
+
+    action = "things.update"
 
     id: UUID
 
@@ -136,6 +281,8 @@ class RestoreThing(StrictModel):
 
 class CreateConnection(StrictModel):
     """Connect two existing streams with a typed relationship."""
+
+    action = "connections.create"
 
     from_id: UUID
     to_id: UUID
@@ -152,11 +299,15 @@ class ConnectionPatch(StrictModel):
 class UpdateConnection(ConnectionPatch):
     """Merge metadata into connection `id`."""
 
+    action = "connections.update"
+
     id: UUID
 
 
 class RemoveConnection(StrictModel):
     """End connection `id`."""
+
+    action = "connections.remove"
 
     id: UUID
 
@@ -166,6 +317,8 @@ class RemoveConnection(StrictModel):
 
 class RecordActivity(StrictModel):
     """Record an event of the ontology's events dimension."""
+
+    action = "events.record"
 
     type: str
     target_id: UUID | None = None
@@ -182,6 +335,8 @@ class Collaborator(StrictModel):
 class CreateContent(StrictModel):
     """The seeds' createContent: a thing, owned and authored by a creator, with collaborators."""
 
+    action = "content.create"
+
     creator_id: UUID
     type: str
     name: str
@@ -192,9 +347,10 @@ class CreateContent(StrictModel):
 
 
 
-
 class StartTokenPurchase(StrictModel):
     """Buy `amount` tokens with a card; `usd_amount` defaults to amount * the token's priceUsd."""
+
+    action = "purchases.create"
 
     buyer_id: UUID
     token_id: UUID

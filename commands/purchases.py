@@ -8,35 +8,44 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from commands import models as m
-from commands.handlers import HANDLERS, Context, Reply, handles
+from commands.access import visible
+from commands.handlers import HANDLERS, Context, Reply, granted, handles
 from commands.unit_of_work import Scope
 from domain.activity import Activity
+from domain.base import OneAggregate
 from domain.connections import Connection, connection_id
-from domain.errors import InvalidState, NotFound, ValidationFailed, VersionConflict
+from domain.errors import Forbidden, InvalidState, ValidationFailed, VersionConflict
 from domain.organizations import Person
+from domain.permissions import Reach
 from domain.things import Thing
 from domain.token_purchase import Share, TokenPurchase
 
 
 @handles(m.StartTokenPurchase)
 def start_token_purchase(cmd: m.StartTokenPurchase, ctx: Context, scope: Scope) -> Reply:
-    """Validate buyer and token, price the purchase, and open the saga (202: it runs async)."""
-    token = scope.get(cmd.token_id, Thing, "token_id")
+    """Validate buyer and token, price the purchase, and open the saga (202: it runs async).
+
+    The price is the token's `priceUsd` times the amount; a client may pay more (`usd_amount`), never
+    less, and a token without a price is not for sale."""
+    token = visible(scope, ctx, cmd.token_id, Thing, "token_id")
     if token.type != "token" or token.deleted:
         raise ValidationFailed("token_id must name a live thing of type token", "token_id")
     contract = str(token.properties.get("contractAddress") or "")
     if not contract:
         raise InvalidState("the token's contract is not deployed yet; retry shortly", "token_id")
-    wallet = _buyer_wallet(scope, cmd.buyer_id)
-    if cmd.usd_amount is not None:
-        usd_cents = round(cmd.usd_amount * 100)
-    else:
-        price = token.properties.get("priceUsd")
-        if isinstance(price, bool) or not isinstance(price, int | float) or price <= 0:
-            raise ValidationFailed("give usd_amount: the token has no positive priceUsd", "usd_amount")
-        usd_cents = round(cmd.amount * price * 100)
+    if ctx.reach is Reach.SELF and str(cmd.buyer_id) != ctx.actor_id:
+        raise Forbidden("you may only buy tokens for yourself", "buyer_id")
+    wallet = _buyer_wallet(scope, ctx, cmd.buyer_id)
+    price = token.properties.get("priceUsd")
+    if isinstance(price, bool) or not isinstance(price, int | float) or price <= 0:
+        raise ValidationFailed("the token has no positive priceUsd: it is not for sale", "token_id")
+    floor_cents = round(cmd.amount * price * 100)
+    usd_cents = floor_cents if cmd.usd_amount is None else round(cmd.usd_amount * 100)
+    if usd_cents < floor_cents:
+        raise ValidationFailed(f"usd_amount is below the token's price ({floor_cents / 100:.2f})",
+                               "usd_amount")
     saga = TokenPurchase.start(
-        id=uuid4(), org_id=ctx.org_id, actor_id=ctx.actor_id, buyer_id=str(cmd.buyer_id),
+        id=uuid4(), org_id=token.org_id, actor_id=ctx.actor_id, buyer_id=str(cmd.buyer_id),
         token_id=str(cmd.token_id), amount=cmd.amount, usd_cents=usd_cents,
         payment_method=cmd.payment_method, wallet=wallet, contract=contract,
     )
@@ -44,13 +53,13 @@ def start_token_purchase(cmd: m.StartTokenPurchase, ctx: Context, scope: Scope) 
     return Reply(saga.id, 202, {"status": saga.status})
 
 
-def _buyer_wallet(scope: Scope, buyer_id: UUID) -> str:
+def _buyer_wallet(scope: Scope, ctx: Context, buyer_id: UUID) -> str:
     """The buyer's own wallet, or "" for a custodial address derived by the chain provider."""
-    thing = scope.find(buyer_id, Thing)
-    if thing is not None:
-        return str(thing.properties.get("walletAddress") or "")
-    if scope.find(buyer_id, Person) is None:
-        raise NotFound(f"buyer {buyer_id} not found", "buyer_id")
+    buyer = visible(scope, ctx, buyer_id, OneAggregate, "buyer_id")
+    if isinstance(buyer, Thing):
+        return str(buyer.properties.get("walletAddress") or "")
+    if not isinstance(buyer, Person):
+        raise ValidationFailed("buyer_id must name a person or a thing", "buyer_id")
     return ""
 
 
@@ -67,7 +76,9 @@ class AdvancePurchase:
 
 
 def advance_purchase(cmd: AdvancePurchase, ctx: Context, scope: Scope) -> Reply:
-    """Apply the driver's decision under optimistic concurrency (a stale driver loses)."""
+    """Apply the driver's decision under optimistic concurrency (a stale driver loses); only the
+    platform itself advances sagas."""
+    ctx = granted(AdvancePurchase, ctx)
     saga = scope.get(cmd.id, TokenPurchase)
     if saga.version != cmd.version:
         raise VersionConflict(f"saga moved on to version {saga.version}", "version")

@@ -2,14 +2,16 @@
 
 A `Batch` holds the aggregates changed by the commands accepted so far. Each command works in its
 own `Scope`: it sees the batch's state (copied on first touch), and its changes join the batch
-only when it succeeds, so a refused command leaves no trace in the batch.
+only when it succeeds, so a refused command leaves no trace in the batch. Besides events, a
+command may leave *side writes* (SQL run in the same transaction as the append, e.g. a person's
+personal-data key) and pending personal-data keys that later commands of the batch must see.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -27,6 +29,9 @@ class Batch:
 
     log: EventLog
     aggregates: dict[UUID, Aggregate] = field(default_factory=dict)
+    writes: list[tuple[str, Any]] = field(default_factory=list)
+    personal_keys: dict[UUID, bytes | None] = field(default_factory=dict)
+    """Keys created (bytes) or destroyed (None) by accepted commands, not yet committed."""
 
 
 @dataclass
@@ -36,6 +41,8 @@ class Scope:
     batch: Batch
     working: dict[UUID, Aggregate] = field(default_factory=dict)
     start_versions: dict[UUID, int] = field(default_factory=dict)
+    writes: list[tuple[str, Any]] = field(default_factory=list)
+    personal_keys: dict[UUID, bytes | None] = field(default_factory=dict)
 
     def find(self, id: UUID, kind: type[A]) -> A | None:
         """The aggregate with `id` if it exists and is a `kind`, else None."""
@@ -84,8 +91,14 @@ class Scope:
             for version in range(self.start_versions[id_] + 1, aggregate.version + 1)
         ]
 
+    def side_write(self, sql: str, params: Any) -> None:
+        """Run `sql` in the transaction that appends this command's events (if it is accepted)."""
+        self.writes.append((sql, params))
+
     def commit(self) -> None:
-        """Merge this command's changed aggregates into the batch."""
+        """Merge this command's changed aggregates, side writes and keys into the batch."""
         for id_, aggregate in self.working.items():
             if aggregate.version > self.start_versions[id_]:
                 self.batch.aggregates[id_] = aggregate
+        self.batch.writes.extend(self.writes)
+        self.batch.personal_keys.update(self.personal_keys)

@@ -169,6 +169,74 @@ MIGRATIONS: tuple[Migration, ...] = (
             WHERE status = 'active';
         ALTER TABLE projection_errors ADD COLUMN projection text;
     """),
+    Migration(7, "identity: personal-data keys; people, organizations and API keys read models;"
+                 " organization-first indexes", """
+        CREATE TABLE person_keys (
+            person_id uuid PRIMARY KEY,
+            key bytea NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE TABLE organizations (
+            id uuid PRIMARY KEY,
+            name text NOT NULL,
+            slug text NOT NULL,
+            plan text NOT NULL,
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,
+            version int NOT NULL,
+            position bigint NOT NULL
+        );
+        CREATE TABLE people (
+            id uuid PRIMARY KEY,
+            org_id text NOT NULL,
+            role text NOT NULL,
+            account_status text NOT NULL,
+            primary_auth_method text NOT NULL,
+            personal jsonb NOT NULL DEFAULT '{}',
+            profile jsonb NOT NULL DEFAULT '{}',
+            last_login_at timestamptz,
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,
+            deleted_at timestamptz,
+            erased_at timestamptz,
+            created_position bigint NOT NULL,
+            version int NOT NULL,
+            position bigint NOT NULL
+        );
+        CREATE INDEX people_org_idx ON people (org_id, created_position DESC);
+        CREATE INDEX people_org_role_idx ON people (org_id, role, created_position DESC);
+        CREATE INDEX people_org_status_idx ON people (org_id, account_status, created_position DESC);
+        CREATE TABLE api_keys (
+            id uuid PRIMARY KEY,
+            org_id text NOT NULL,
+            person_id uuid NOT NULL,
+            name text NOT NULL,
+            kind text NOT NULL,
+            created_by text NOT NULL,
+            created_at timestamptz NOT NULL,
+            expires_at timestamptz,
+            revoked_at timestamptz,
+            created_position bigint NOT NULL,
+            version int NOT NULL,
+            position bigint NOT NULL
+        );
+        CREATE INDEX api_keys_org_person_idx ON api_keys (org_id, person_id, created_position DESC);
+        CREATE INDEX things_org_type_idx ON things (org_id, type, created_position DESC);
+        CREATE INDEX activity_org_idx ON activity (org_id, position DESC);
+        CREATE INDEX connections_org_idx ON connections (org_id, position);
+        DROP TABLE tags;
+        CREATE TABLE tags (
+            org_id text NOT NULL,
+            tag text NOT NULL,
+            category text NOT NULL,
+            value text NOT NULL,
+            usage_count int NOT NULL DEFAULT 0,
+            PRIMARY KEY (org_id, tag)
+        );
+        CREATE INDEX tags_org_category_idx ON tags (org_id, category, usage_count DESC);
+        TRUNCATE thing_tags;
+        DELETE FROM projection_checkpoints WHERE name = 'tags';  -- rebuilt per organization
+    """),
 )
 
 

@@ -42,6 +42,11 @@ class Settings:
     openai_base_url: str | None = None
     knowledge_fields: str = ""
     knowledge_retry_s: float = 60.0
+    bootstrap_key: str | None = None
+    privy_app_id: str | None = None
+    privy_verification_key: str | None = None
+    privy_org_id: str | None = None
+    session_ttl_s: float = 3600.0
 
     @property
     def distributed(self) -> bool:
@@ -78,6 +83,11 @@ class Settings:
             openai_base_url=env.get("OPENAI_BASE_URL") or None,
             knowledge_fields=env.get("ONE_KNOWLEDGE_FIELDS", ""),
             knowledge_retry_s=float(env.get("ONE_KNOWLEDGE_RETRY_SECONDS", "60")),
+            bootstrap_key=env.get("ONE_BOOTSTRAP_KEY") or None,
+            privy_app_id=env.get("PRIVY_APP_ID") or None,
+            privy_verification_key=env.get("PRIVY_VERIFICATION_KEY") or None,
+            privy_org_id=env.get("PRIVY_ORG_ID") or None,
+            session_ttl_s=float(env.get("ONE_SESSION_TTL_SECONDS", "3600")),
         )
 
 

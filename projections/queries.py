@@ -1,4 +1,6 @@
-"""Read-model queries (the seeds' query patterns). Each takes an open connection, returns JSON-ready data."""
+"""Read-model queries (the seeds' query patterns). Each takes an open connection and the
+organization the caller acts in, which every statement filters on (tenant isolation in SQL), and
+returns JSON-ready data."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from uuid import UUID
 
 import psycopg
 from psycopg.rows import dict_row
+
+from domain import permissions
 
 Row = dict[str, Any]
 Conn = psycopg.Connection[Any]
@@ -66,165 +70,174 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _page(rows: list[Row], limit: int, key: str) -> dict[str, Any]:
-    more = len(rows) > limit
+class _Where:
+    """A WHERE clause grown by filters (an organization's rows: `_Where().add("org_id = %s", …)`)."""
+
+    def __init__(self) -> None:
+        self.clauses: list[str] = []
+        self.params: list[Any] = []
+
+    def add(self, clause: str, *params: Any) -> _Where:
+        """AND a condition."""
+        self.clauses.append(clause)
+        self.params.extend(params)
+        return self
+
+    def equal(self, column: str, value: Any) -> _Where:
+        """AND `column = value`, unless value is None (no filter)."""
+        return self if value is None else self.add(f"{column} = %s", value)
+
+    @property
+    def sql(self) -> str:
+        """The conditions joined."""
+        return " AND ".join(self.clauses) or "true"
+
+
+def _newest_first(conn: Conn, select: str, where: _Where, key: str, limit: int,
+                  cursor: str | None) -> dict[str, Any]:
+    """One page of `select … WHERE where`, newest first by the `key` column (keyset pagination:
+    the cursor is the last key seen)."""
+    if cursor is not None:
+        where.add(f"{key} < %s", decode_cursor(cursor))
+    rows = _rows(conn, f"{select} WHERE {where.sql} ORDER BY {key} DESC LIMIT %s",
+                 (*where.params, limit + 1))
     items = rows[:limit]
-    return {"items": items, "next_cursor": encode_cursor(items[-1][key]) if more else None}
+    name = key.rsplit(".", 1)[-1]
+    more = len(rows) > limit
+    return {"items": items, "next_cursor": encode_cursor(items[-1][name]) if more else None}
 
 
-def get_thing(conn: Conn, thing_id: UUID, with_connections: bool = False) -> Row | None:
+def get_thing(conn: Conn, org_id: str, thing_id: UUID, with_connections: bool = False) -> Row | None:
     """One thing (deleted ones included, flagged by deleted_at), optionally with its edges."""
-    found = _rows(conn, f"SELECT {_THING_COLUMNS} FROM things WHERE id = %s", (thing_id,))
+    found = _rows(conn, f"SELECT {_THING_COLUMNS} FROM things WHERE id = %s AND org_id = %s",
+                  (thing_id, org_id))
     if not found:
         return None
     thing = found[0]
     if with_connections:
         thing["connections"] = {
             "outgoing": _rows(conn, f"SELECT {_CONNECTION_COLUMNS} FROM connections"
-                              " WHERE from_id = %s AND removed_at IS NULL ORDER BY position",
-                              (thing_id,)),
+                              " WHERE from_id = %s AND org_id = %s AND removed_at IS NULL"
+                              " ORDER BY position", (thing_id, org_id)),
             "incoming": _rows(conn, f"SELECT {_CONNECTION_COLUMNS} FROM connections"
-                              " WHERE to_id = %s AND removed_at IS NULL ORDER BY position",
-                              (thing_id,)),
+                              " WHERE to_id = %s AND org_id = %s AND removed_at IS NULL"
+                              " ORDER BY position", (thing_id, org_id)),
         }
     return thing
 
 
 def list_things(
-    conn: Conn, *, type: str | None = None, status: str | None = None,
-    tag: str | None = None, org_id: str | None = None, include_deleted: bool = False,
-    limit: int = 50, cursor: str | None = None,
+    conn: Conn, org_id: str, *, type: str | None = None, status: str | None = None,
+    tag: str | None = None, include_deleted: bool = False, limit: int = 50,
+    cursor: str | None = None,
 ) -> dict[str, Any]:
-    """Things newest first, filtered by type/status/tag/org, with keyset pagination."""
-    where: list[str] = ["true"]
-    params: list[Any] = []
-    for column, value in (("type", type), ("status", status), ("org_id", org_id)):
-        if value is not None:
-            where.append(f"t.{column} = %s")
-            params.append(value)
+    """Things newest first, filtered by type/status/tag, with keyset pagination."""
+    where = _Where().add("t.org_id = %s", org_id).equal("t.type", type).equal("t.status", status)
     if tag is not None:
-        where.append("EXISTS (SELECT 1 FROM thing_tags g WHERE g.thing_id = t.id"
-                     " AND g.tag = %s AND g.active)")
-        params.append(tag)
+        where.add("EXISTS (SELECT 1 FROM thing_tags g WHERE g.thing_id = t.id"
+                  " AND g.tag = %s AND g.active)", tag)
     if not include_deleted:
-        where.append("t.deleted_at IS NULL")
-    if cursor is not None:
-        where.append("t.created_position < %s")
-        params.append(decode_cursor(cursor))
-    rows = _rows(conn, f"SELECT {_T_THING_COLUMNS} FROM things t WHERE {' AND '.join(where)}"
-                       " ORDER BY t.created_position DESC LIMIT %s", (*params, limit + 1))
-    return _page(rows, limit, "created_position")
+        where.add("t.deleted_at IS NULL")
+    return _newest_first(conn, f"SELECT {_T_THING_COLUMNS} FROM things t", where,
+                         "t.created_position", limit, cursor)
 
 
 def list_connections(
-    conn: Conn, *, from_id: UUID | None = None, to_id: UUID | None = None,
+    conn: Conn, org_id: str, *, from_id: UUID | None = None, to_id: UUID | None = None,
     type: str | None = None, limit: int = 100,
 ) -> list[Row]:
     """Live connections by endpoint(s) and type (uses the seeds' from/to/type indexes)."""
-    where: list[str] = ["removed_at IS NULL"]
-    params: list[Any] = []
-    for column, value in (("from_id", from_id), ("to_id", to_id), ("type", type)):
-        if value is not None:
-            where.append(f"{column} = %s")
-            params.append(value)
-    return _rows(conn, f"SELECT {_CONNECTION_COLUMNS} FROM connections WHERE"
-                       f" {' AND '.join(where)} ORDER BY position LIMIT %s", (*params, limit))
+    where = (_Where().add("org_id = %s", org_id).add("removed_at IS NULL").equal("from_id", from_id)
+             .equal("to_id", to_id).equal("type", type))
+    return _rows(conn, f"SELECT {_CONNECTION_COLUMNS} FROM connections WHERE {where.sql}"
+                       " ORDER BY position LIMIT %s", (*where.params, limit))
 
 
-def get_connection(conn: Conn, connection_id: UUID) -> Row | None:
+def get_connection(conn: Conn, org_id: str, connection_id: UUID) -> Row | None:
     """One connection (removed ones too, flagged by removed_at)."""
-    found = _rows(conn, f"SELECT {_CONNECTION_COLUMNS} FROM connections WHERE id = %s",
-                  (connection_id,))
+    found = _rows(conn, f"SELECT {_CONNECTION_COLUMNS} FROM connections WHERE id = %s"
+                        " AND org_id = %s", (connection_id, org_id))
     return found[0] if found else None
 
 
-def creator_profile(conn: Conn, creator_id: UUID) -> Row | None:
+def creator_profile(conn: Conn, org_id: str, creator_id: UUID) -> Row | None:
     """A creator with the content it owns or authored, and its follower/following counts."""
-    creator = get_thing(conn, creator_id)
+    creator = get_thing(conn, org_id, creator_id)
     if creator is None:
         return None
     creator["content"] = _rows(
         conn,
         f"SELECT DISTINCT ON (t.created_position) {_T_THING_COLUMNS}"
         " FROM connections c JOIN things t ON t.id = c.to_id"
-        " WHERE c.from_id = %s AND c.type IN ('owns', 'authored') AND c.removed_at IS NULL"
+        " WHERE c.from_id = %s AND c.org_id = %s AND t.org_id = %s"
+        " AND c.type IN ('owns', 'authored') AND c.removed_at IS NULL"
         " AND t.deleted_at IS NULL ORDER BY t.created_position DESC",
-        (creator_id,),
+        (creator_id, org_id, org_id),
     )
     counts = _rows(
         conn,
-        "SELECT (SELECT count(*) FROM connections WHERE to_id = %s AND type = 'following'"
-        " AND removed_at IS NULL) AS followers,"
-        " (SELECT count(*) FROM connections WHERE from_id = %s AND type = 'following'"
-        " AND removed_at IS NULL) AS following",
-        (creator_id, creator_id),
+        "SELECT (SELECT count(*) FROM connections WHERE to_id = %s AND org_id = %s"
+        " AND type = 'following' AND removed_at IS NULL) AS followers,"
+        " (SELECT count(*) FROM connections WHERE from_id = %s AND org_id = %s"
+        " AND type = 'following' AND removed_at IS NULL) AS following",
+        (creator_id, org_id, creator_id, org_id),
     )[0]
     creator["follower_count"] = counts["followers"]
     creator["following_count"] = counts["following"]
     return creator
 
 
-def token_holdings(conn: Conn, holder_id: UUID) -> list[Row]:
+def token_holdings(conn: Conn, org_id: str, holder_id: UUID) -> list[Row]:
     """Tokens a person or thing holds (holds_tokens / holds edges) with their balances."""
     return _rows(
         conn,
         "SELECT c.to_id AS token_id, t.name AS token_name, t.properties AS token_properties,"
         " c.metadata, CASE WHEN jsonb_typeof(c.metadata->'balance') = 'number'"
         " THEN (c.metadata->>'balance')::numeric ELSE 0 END AS balance,"
-        " c.updated_at FROM connections c LEFT JOIN things t ON t.id = c.to_id"
-        " WHERE c.from_id = %s AND c.type IN ('holds_tokens', 'holds') AND c.removed_at IS NULL"
-        " ORDER BY c.position",
-        (holder_id,),
+        " c.updated_at FROM connections c LEFT JOIN things t ON t.id = c.to_id AND t.org_id = %s"
+        " WHERE c.from_id = %s AND c.org_id = %s AND c.type IN ('holds_tokens', 'holds')"
+        " AND c.removed_at IS NULL ORDER BY c.position",
+        (org_id, holder_id, org_id),
     )
 
 
 def list_activity(
-    conn: Conn, *, target_id: UUID | None = None, actor_id: str | None = None,
+    conn: Conn, org_id: str, *, target_id: UUID | None = None, actor_id: str | None = None,
     type: str | None = None, since: datetime | None = None,
     until: datetime | None = None, limit: int = 50, cursor: str | None = None,
 ) -> dict[str, Any]:
     """Activity newest first (a thing's interaction history, an actor's timeline, a type)."""
-    where: list[str] = ["true"]
-    params: list[Any] = []
-    for column, value in (("target_id", target_id), ("actor_id", actor_id), ("type", type)):
-        if value is not None:
-            where.append(f"{column} = %s")
-            params.append(value)
+    where = (_Where().add("org_id = %s", org_id).equal("target_id", target_id).equal("actor_id", actor_id)
+             .equal("type", type))
     if since is not None:
-        where.append("occurred_at >= %s")
-        params.append(since)
+        where.add("occurred_at >= %s", since)
     if until is not None:
-        where.append("occurred_at < %s")
-        params.append(until)
-    if cursor is not None:
-        where.append("position < %s")
-        params.append(decode_cursor(cursor))
-    rows = _rows(conn, "SELECT position, event_id, org_id, type, actor_id, target_id, metadata,"
-                       f" occurred_at FROM activity WHERE {' AND '.join(where)}"
-                       " ORDER BY position DESC LIMIT %s", (*params, limit + 1))
-    return _page(rows, limit, "position")
+        where.add("occurred_at < %s", until)
+    return _newest_first(conn, "SELECT position, event_id, org_id, type, actor_id, target_id,"
+                               " metadata, occurred_at FROM activity", where, "position", limit, cursor)
 
 
-def payment_analytics(conn: Conn, since: datetime | None, until: datetime | None) -> list[Row]:
+def payment_analytics(conn: Conn, org_id: str, since: datetime | None,
+                      until: datetime | None) -> list[Row]:
     """payment_processed events grouped by metadata.status: count and amount totals."""
     return _rows(
         conn,
         "SELECT coalesce(metadata->>'status', 'unknown') AS status, count(*) AS count,"
         " coalesce(sum(CASE WHEN jsonb_typeof(metadata->'amount') = 'number'"
         " THEN (metadata->>'amount')::numeric END), 0) AS total_amount"
-        " FROM activity WHERE type = 'payment_processed'"
+        " FROM activity WHERE type = 'payment_processed' AND org_id = %s"
         " AND (%s::timestamptz IS NULL OR occurred_at >= %s)"
         " AND (%s::timestamptz IS NULL OR occurred_at < %s)"
         " GROUP BY 1 ORDER BY 1",
-        (since, since, until, until),
+        (org_id, since, since, until, until),
     )
 
 
-def list_tags(conn: Conn, category: str | None = None, limit: int = 100) -> list[Row]:
-    """The tag catalogue, most used first."""
-    return _rows(conn, "SELECT tag, category, value, usage_count FROM tags"
-                       " WHERE (%s::text IS NULL OR category = %s)"
-                       " ORDER BY usage_count DESC, tag LIMIT %s", (category, category, limit))
+def list_tags(conn: Conn, org_id: str, category: str | None = None, limit: int = 100) -> list[Row]:
+    """The organization's tag catalogue, most used first."""
+    return _rows(conn, "SELECT tag, category, value, usage_count FROM tags WHERE org_id = %s"
+                       " AND (%s::text IS NULL OR category = %s)"
+                       " ORDER BY usage_count DESC, tag LIMIT %s", (org_id, category, category, limit))
 
 
 def projection_status(conn: Conn, head: int) -> list[Row]:
@@ -235,10 +248,12 @@ def projection_status(conn: Conn, head: int) -> list[Row]:
     return rows
 
 
-def token_owners(conn: Conn, token_id: str) -> dict[str, float]:
-    """Owners of a token (live `owns` edges) and their revenueShare (1.0 when unspecified)."""
+def token_owners(conn: Conn, org_id: str, token_id: str) -> dict[str, float]:
+    """Owners of a token (live `owns` edges of its organization) and their revenueShare (1.0
+    when unspecified)."""
     rows = _rows(conn, "SELECT from_id, metadata->'revenueShare' AS share FROM connections"
-                       " WHERE to_id = %s AND type = 'owns' AND removed_at IS NULL", (token_id,))
+                       " WHERE to_id = %s AND org_id = %s AND type = 'owns' AND removed_at IS NULL",
+                 (token_id, org_id))
     return {
         row["from_id"]: float(row["share"]) if isinstance(row["share"], int | float) else 1.0
         for row in rows
@@ -251,3 +266,83 @@ def list_sagas(conn: Conn, status: str | None = None, limit: int = 50) -> list[R
                        " attempts, retry_at, reason, started_at, updated_at, version FROM sagas"
                        " WHERE (%s::text IS NULL OR status = %s) ORDER BY updated_at DESC LIMIT %s",
                  (status, status, limit))
+
+
+# ---- identity ------------------------------------------------------------------------------
+
+_PERSON_COLUMNS = (
+    "id, org_id, role, account_status, primary_auth_method, personal, profile, last_login_at,"
+    " created_at, updated_at, deleted_at, erased_at, created_position, version, position"
+)
+_PUBLIC_PERSONAL = ("name", "username", "avatar_url")
+_PRIVATE_PERSONAL = ("email", "ext_wallet", "app_wallet", "privy_did")
+_PROFILE_PERSONAL = ("bio", "city", "country", "country_code", "github_url", "twitter_url",
+                     "linkedin_url", "telegram_handle")
+
+
+def person_view(row: Row, viewer_id: str, viewer_role: str) -> Row:
+    """A person as `viewer` may see them: name, username and avatar for everyone; email, wallets,
+    DID and last login for themselves and the owners; the profile as its visibility allows."""
+    is_self = row["id"] == viewer_id
+    personal: dict[str, Any] = row["personal"]
+    profile: dict[str, Any] = row["profile"]
+    view: Row = {k: row[k] for k in ("id", "org_id", "role", "account_status", "created_at",
+                                     "updated_at", "deleted_at", "erased_at", "version", "position")}
+    view.update({k: personal.get(k) for k in _PUBLIC_PERSONAL})
+    if permissions.sees_private_fields(viewer_role, is_self):
+        view.update({k: personal.get(k) for k in _PRIVATE_PERSONAL})
+        view["primary_auth_method"] = row["primary_auth_method"]
+        view["last_login_at"] = row["last_login_at"]
+    if permissions.sees_profile(profile.get("visibility", "public"), viewer_role, is_self):
+        view["profile"] = {**{k: personal.get(k) for k in _PROFILE_PERSONAL}, **profile}
+    else:
+        view["profile"] = {"visibility": profile.get("visibility")}
+    return view
+
+
+def get_person(conn: Conn, org_id: str, person_id: UUID | str) -> Row | None:
+    """One person of the organization, as stored (shape it with `person_view`)."""
+    found = _rows(conn, f"SELECT {_PERSON_COLUMNS} FROM people WHERE id = %s AND org_id = %s",
+                  (person_id, org_id))
+    return found[0] if found else None
+
+
+def list_people(
+    conn: Conn, org_id: str, *, role: str | None = None, status: str | None = None,
+    include_deleted: bool = False, limit: int = 50, cursor: str | None = None,
+) -> dict[str, Any]:
+    """The organization's people, newest first, by role and account status."""
+    where = _Where().add("org_id = %s", org_id).equal("role", role).equal("account_status", status)
+    if not include_deleted:
+        where.add("deleted_at IS NULL")
+    return _newest_first(conn, f"SELECT {_PERSON_COLUMNS} FROM people", where, "created_position",
+                         limit, cursor)
+
+
+_ORGANIZATION_COLUMNS = "id, name, slug, plan, created_at, updated_at, version, position"
+
+
+def get_organization(conn: Conn, org_id: UUID | str) -> Row | None:
+    """One organization."""
+    found = _rows(conn, f"SELECT {_ORGANIZATION_COLUMNS} FROM organizations WHERE id = %s",
+                  (org_id,))
+    return found[0] if found else None
+
+
+def list_organizations(conn: Conn, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+    """Every organization, newest first (platform owners)."""
+    return _newest_first(conn, f"SELECT {_ORGANIZATION_COLUMNS} FROM organizations",
+                         _Where(), "position", limit, cursor)
+
+
+def list_api_keys(
+    conn: Conn, org_id: str, *, person_id: str | None = None, include_revoked: bool = False,
+    limit: int = 50, cursor: str | None = None,
+) -> dict[str, Any]:
+    """The organization's keys (or one person's), newest first; never their secrets."""
+    where = _Where().add("org_id = %s", org_id).equal("person_id", person_id)
+    if not include_revoked:
+        where.add("revoked_at IS NULL")
+    return _newest_first(conn, "SELECT id, org_id, person_id, name, kind, created_by, created_at,"
+                               " expires_at, revoked_at, created_position, version, position"
+                               " FROM api_keys", where, "created_position", limit, cursor)

@@ -5,8 +5,11 @@ from __future__ import annotations
 from projections.activity import ACTIVITY
 from projections.base import Projection
 from projections.connections import CONNECTIONS
+from projections.people import API_KEYS, ORGANIZATIONS, PEOPLE
 from projections.sagas import SAGAS
 from projections.tags import TAGS
 from projections.things import THINGS
 
-PROJECTIONS: dict[str, Projection] = {p.name: p for p in (THINGS, TAGS, CONNECTIONS, ACTIVITY, SAGAS)}
+PROJECTIONS: dict[str, Projection] = {
+    p.name: p for p in (THINGS, TAGS, CONNECTIONS, ACTIVITY, SAGAS, ORGANIZATIONS, PEOPLE, API_KEYS)
+}

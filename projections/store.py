@@ -19,6 +19,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from projections.base import Projection, Rejected, Statement, Writer
+from projections.personal import reveal_personal
 from streams.envelope import Envelope
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,9 @@ class ProjectionSet:
 
         Projections own disjoint tables, so applying them one after another (rather than
         envelope by envelope) keeps every ordering that matters while making the runs long. All
-        statements go in one pipeline, so the database works while the next ones are built."""
+        statements go in one pipeline, so the database works while the next ones are built.
+        Person events have their personal fields opened first, for the people read model only."""
+        envelopes = reveal_personal(conn, envelopes)
         with conn.cursor() as cur, psycopg.RawCursor(conn) as raw, conn.pipeline():
             for projection in self.projections:
                 after = since[projection.name] if since is not None else 0

@@ -1,4 +1,5 @@
-"""Tags read model: the tag catalogue with usage counts, and which thing carries which tag.
+"""Tags read model: each organization's tag catalogue with usage counts, and which thing carries
+which tag.
 
 `thing_tags` rows are guarded by the thing's stream version; a usage count moves only when a
 row actually flips between inactive and active, so replays never double-count.
@@ -19,11 +20,11 @@ flipped AS (
     WHERE thing_tags.version < excluded.version
     RETURNING 1
 )
-INSERT INTO tags (tag, category, value, usage_count)
-SELECT %(tag)s, %(category)s, %(value)s,
+INSERT INTO tags (org_id, tag, category, value, usage_count)
+SELECT %(org)s, %(tag)s, %(category)s, %(value)s,
        CASE WHEN EXISTS (SELECT 1 FROM flipped) AND NOT coalesce((SELECT active FROM before), false)
             THEN 1 ELSE 0 END
-ON CONFLICT (tag) DO UPDATE SET usage_count = tags.usage_count + excluded.usage_count
+ON CONFLICT (org_id, tag) DO UPDATE SET usage_count = tags.usage_count + excluded.usage_count
 """
 
 _DETACH = """
@@ -32,14 +33,14 @@ WITH flipped AS (
     WHERE thing_id = %(thing)s AND tag = %(tag)s AND version < %(version)s AND active
     RETURNING tag
 )
-UPDATE tags SET usage_count = usage_count - 1 WHERE tag IN (SELECT tag FROM flipped)
+UPDATE tags SET usage_count = usage_count - 1 WHERE org_id = %(org)s AND tag IN (SELECT tag FROM flipped)
 """
 
 
 def _statement(sql: str, e: Envelope, tag: str) -> Statement:
     category, _, value = tag.partition(":")
     params = {"thing": e.stream_id, "tag": tag, "version": e.version, "at": e.occurred_at,
-              "category": category, "value": value}
+              "category": category, "value": value, "org": e.org_id}
     return sql, params
 
 

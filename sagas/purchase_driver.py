@@ -35,7 +35,8 @@ from providers.chain import ChainError, ChainUnavailable, SignedTx, StaleNonce, 
 from providers.payments import PaymentError, PaymentGateway, PaymentUnavailable
 
 log = logging.getLogger(__name__)
-Owners = Callable[[str], dict[str, float]]
+Owners = Callable[[str, str], dict[str, float]]
+"""(organization id, token id) → the token's owners and their revenue shares."""
 Step = tuple[TokenPurchase, "Decision | None"]
 """The saga a step's decision is based on (its version guards the append), and the decision."""
 
@@ -134,7 +135,7 @@ class PurchaseDriver:
 
     def _record(self, saga: TokenPurchase) -> Step:
         try:
-            owners = self.owners_of(saga.token_id)
+            owners = self.owners_of(saga.org_id, saga.token_id)
         except Exception as error:
             raise Transient(f"cannot read the token's owners: {error}") from error
         return saga, record_holdings(revenue_split(saga.usd_cents, owners))

@@ -57,4 +57,5 @@ class TokenDeployer:
         self.bus.execute(UpdateThing(id=thing_id, properties={"contractAddress": address}),
                          Context(expected_version=token.version))
         self.bus.execute(RecordActivity(type="token_deployed", target_id=thing_id,
-                                        metadata={"contractAddress": address}))
+                                        metadata={"contractAddress": address}),
+                         Context(org_id=token.org_id))

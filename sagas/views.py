@@ -15,13 +15,14 @@ from streams.envelope import decode_notification
 _HIDDEN = {"raw"}  # signed transaction bytes: kept in the log, not needed by clients
 
 
-def purchase_view(event_log: EventLog, saga_id: UUID) -> dict[str, Any] | None:
-    """The saga's current state and its history of steps, or None if there is no such saga."""
+def purchase_view(event_log: EventLog, saga_id: UUID, org_id: str | None = None) -> dict[str, Any] | None:
+    """The saga's current state and its history of steps, or None if there is no such saga (in
+    `org_id`, when given)."""
     try:
         saga: object = event_log.repository.get(saga_id)
     except AggregateNotFoundError:
         return None
-    if not isinstance(saga, TokenPurchase):
+    if not isinstance(saga, TokenPurchase) or org_id not in (None, saga.org_id):
         return None
     stored = event_log.recorder.select_events(saga_id)
     steps = []
