@@ -7,12 +7,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from api.auth import PERMISSION_KEY
 from api.limits import BodySizeLimit
 from api.metrics import render_metrics
 from api.problems import install_problem_handlers
-from api.routes import knowledge, purchases, reads, writes
+from api.routes import identity, knowledge, purchases, reads, writes
 from api.runtime import Runtime
 from infra.settings import Settings
 
@@ -34,10 +36,10 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app = FastAPI(title="ONE", version="0.1.0", lifespan=lifespan,
                   description="Event-sourced backend for the ONE Platform ontology.")
     install_problem_handlers(app)
-    app.include_router(writes.router)
-    app.include_router(reads.router)
-    app.include_router(purchases.router)
-    app.include_router(knowledge.router)
+    for router in (identity.router, identity.reads, identity.sign_in, writes.router, reads.router,
+                   purchases.router, purchases.webhooks, knowledge.router):
+        app.include_router(router)
+    _require_permissions(app)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
@@ -64,3 +66,11 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
+
+
+def _require_permissions(app: FastAPI) -> None:
+    """Every /v1 route names its action of the permission matrix (or is public)."""
+    for route in app.routes:
+        if (isinstance(route, APIRoute) and route.path.startswith("/v1")
+                and PERMISSION_KEY not in (route.openapi_extra or {})):
+            raise RuntimeError(f"{sorted(route.methods or ())} {route.path} names no permission")

@@ -33,6 +33,9 @@ app.add_typer(projections_app, name="projections")
 knowledge_app = typer.Typer(help="Knowledge indexes (embeddings): status and re-embedding.",
                             no_args_is_help=True)
 app.add_typer(knowledge_app, name="knowledge")
+keys_app = typer.Typer(help="API keys: create (the secret is shown once), list, revoke.",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 app.add_typer(embeddings_app, name="embeddings")
 console = Console()
 
@@ -52,14 +55,28 @@ def serve(
     import uvicorn
 
     from api.app import create_app
+    from api.runtime import Misconfigured, Runtime
 
     _logging()
     settings = Settings.from_env(data_dir)
     if settings.run_knowledge:
         _check_embedder(settings)
     where = (settings.database_url and "DATABASE_URL") or f"embedded PostgreSQL in {settings.data_dir}"
-    console.print(f"[bold]ONE[/] serving on http://{host}:{port} using {where}")
-    uvicorn.run(create_app(settings=settings), host=host, port=port, log_level="warning")
+    try:
+        runtime = Runtime.start(settings)
+    except Misconfigured as error:
+        console.print(f"[red]misconfigured:[/] {error}")
+        raise typer.Exit(2) from error
+    try:
+        if runtime.owner_key_file is not None:
+            console.print(f"platform-owner API key: [bold]{runtime.owner_key_file}[/] "
+                          "(send it as `Authorization: Bearer <key>`)")
+        elif settings.bootstrap_key is not None:
+            console.print("platform-owner API key: the value of ONE_BOOTSTRAP_KEY")
+        console.print(f"[bold]ONE[/] serving on http://{host}:{port} using {where}")
+        uvicorn.run(create_app(runtime), host=host, port=port, log_level="warning")
+    finally:
+        runtime.close()
 
 
 @app.command()
@@ -325,26 +342,100 @@ def sagas_run(data_dir: DataDir = None) -> None:
         runtime.close()
 
 
-def _operate(saga_id: UUID, data_dir: Path | None, action: Callable[[Any, Any], None]) -> None:
-    from commands.bus import CommandBus
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str | None, typer.Option(
+        help="A new service account with this role holds the key.")] = None,
+    org: Annotated[UUID | None, typer.Option(
+        "--org", help="Its organization (default: the default one).")] = None,
+    person: Annotated[UUID | None, typer.Option("--person", help="An existing person holds the key.")] = None,
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "cli key",
+    expires_at: Annotated[datetime | None, typer.Option("--expires-at", help="Expiry (ISO 8601).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Issue an API key and print its secret (shown once; only its hash is kept)."""
+    from uuid import uuid4
+
+    from commands.handlers import SYSTEM_ORG_ID, Context
+    from commands.models import IssueApiKey
+    from domain.api_keys import hash_token, new_token
+
+    if (role is None) == (person is None):
+        raise typer.BadParameter("give --role (a new service account) or --person")
+    if expires_at is not None and expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=UTC)
+    key_id = uuid4()
+    token = new_token(key_id)
+    command = IssueApiKey(id=key_id, secret_hash=hash_token(token), name=name, role=role,
+                          person_id=person, expires_at=expires_at)
+    result = _run_command(command, Context(org_id=str(org or SYSTEM_ORG_ID)), data_dir)
+    console.print(f"key {result['id']} for person {result['person_id']} ({result['role']}):",
+                  highlight=False)
+    print(token)
+
+
+@keys_app.command("list")
+def keys_list(
+    org: Annotated[UUID | None, typer.Option(
+        "--org", help="Organization (default: the default one).")] = None,
+    include_revoked: Annotated[bool, typer.Option("--include-revoked")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """The organization's keys (never their secrets)."""
+    from commands.handlers import SYSTEM_ORG_ID
+    from projections.queries import list_api_keys
+
+    db = _database(data_dir)
+    with psycopg.connect(db.conninfo) as conn:
+        page = list_api_keys(conn, str(org or SYSTEM_ORG_ID), include_revoked=include_revoked, limit=500)
+    table = Table("id", "name", "kind", "person", "created", "expires", "revoked")
+    for row in page["items"]:
+        table.add_row(row["id"], row["name"], row["kind"], row["person_id"], str(row["created_at"]),
+                      str(row["expires_at"] or ""), str(row["revoked_at"] or ""))
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: UUID, data_dir: DataDir = None) -> None:
+    """Revoke a key (every API process refuses it within a second)."""
     from commands.handlers import Context
-    from commands.purchases import AdvancePurchase
+    from commands.models import RevokeApiKey
+
+    result = _run_command(RevokeApiKey(id=key_id), Context(), data_dir)
+    console.print(f"key {key_id} revoked (version {result['version']})")
+
+
+def _run_command(command: Any, ctx: Any, data_dir: Path | None) -> dict[str, Any]:
+    """Run one command as the platform itself; print the refusal and exit 1 if refused."""
+    from commands.bus import CommandBus
     from commands.store import open_event_log
     from domain.errors import DomainError
 
     event_log = open_event_log(_database(data_dir))
     bus = CommandBus(event_log).start()
     try:
-        saga = event_log.repository.get(saga_id)
-        result = bus.execute(AdvancePurchase(saga_id, saga.version,
-                                             lambda s, _, ctx: action(s, ctx)), Context())
-        console.print(f"saga {saga_id} is now at version {result.body['version']}")
+        return bus.execute(command, ctx).body
     except DomainError as error:
         console.print(f"[red]{error.code}[/]: {error.message}")
         raise typer.Exit(1) from None
     finally:
         bus.stop()
         event_log.close()
+
+
+def _operate(saga_id: UUID, data_dir: Path | None, action: Callable[[Any, Any], None]) -> None:
+    from commands.handlers import Context
+    from commands.purchases import AdvancePurchase
+    from commands.store import open_event_log
+
+    event_log = open_event_log(_database(data_dir))
+    try:
+        version: int = event_log.repository.get(saga_id).version
+    finally:
+        event_log.close()
+    result = _run_command(AdvancePurchase(saga_id, version, lambda s, _, ctx: action(s, ctx)),
+                          Context(), data_dir)
+    console.print(f"saga {saga_id} is now at version {result['version']}")
 
 
 def _logging() -> None:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Annotated, Any
-from uuid import UUID
 
 from fastapi import Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
+from api.auth import CallerDep
 from api.problems import Problem
 from api.runtime import Runtime
-from commands.bus import request_fingerprint
-from commands.handlers import SYSTEM_ACTOR_ID, SYSTEM_ORG_ID, Context
+from commands.bus import CommandResult, request_fingerprint
+from commands.handlers import Context
 from projections.queries import Conn
 
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
@@ -27,15 +28,6 @@ async def runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
 
 
-def _uuid_header(value: str | None, name: str, default: UUID) -> str:
-    if value is None:
-        return str(default)
-    try:
-        return str(UUID(value))
-    except ValueError:
-        raise Problem(400, "validation_error", f"{name} must be a UUID", name) from None
-
-
 def parse_if_match(value: str | None) -> int | None:
     """`If-Match: 3`, `"3"` or `W/"3"` → 3."""
     if value is None:
@@ -47,39 +39,44 @@ def parse_if_match(value: str | None) -> int | None:
 
 
 async def command_context(
-    request: Request,
-    x_actor_id: Annotated[str | None, Header()] = None,
-    x_org_id: Annotated[str | None, Header()] = None,
+    caller: CallerDep,
     if_match: Annotated[str | None, Header()] = None,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Context:
-    """Actor, tenant, expected version and idempotency key of a command request."""
+    """Actor, role and organization (from the key), expected version and idempotency key."""
     return Context(
-        actor_id=_uuid_header(x_actor_id, "X-Actor-Id", SYSTEM_ACTOR_ID),
-        org_id=_uuid_header(x_org_id, "X-Org-Id", SYSTEM_ORG_ID),
-        expected_version=parse_if_match(if_match),
-        idempotency_key=idempotency_key,
-        request_hash=None,
+        actor_id=caller.actor_id, org_id=caller.org_id, role=caller.role,
+        expected_version=parse_if_match(if_match), idempotency_key=idempotency_key,
     )
 
 
 ContextDep = Annotated[Context, Depends(command_context)]
 
 
-async def send_command(
-    request: Request, rt: Runtime, ctx: Context, command: Any
-) -> JSONResponse:
-    """Run a command through the bus and answer with its result (replays are identical)."""
+async def run_command(request: Request, rt: Runtime, ctx: Context, command: Any,
+                      sent: Any = None) -> CommandResult:
+    """Run a command through the bus, fingerprinted for idempotency by what the client `sent`
+    (default: the command itself) and the organization."""
     fingerprint = request_fingerprint(
-        request.method, request.url.path, type(command).__name__,
-        command.model_dump(mode="json"),
+        request.method, request.url.path, ctx.org_id, type(command).__name__,
+        (sent or command).model_dump(mode="json"),
     )
-    ctx = Context(ctx.actor_id, ctx.org_id, ctx.expected_version, ctx.idempotency_key, fingerprint)
-    result = await rt.bus.execute_async(command, ctx)
+    return await rt.bus.execute_async(command, replace(ctx, request_hash=fingerprint))
+
+
+def command_response(result: CommandResult, **extra: Any) -> JSONResponse:
+    """A command's answer: its body (plus `extra`), ETag of the stream version, replay flag."""
     headers = {"ETag": f'"{result.body["version"]}"'}
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(result.body, status_code=result.status, headers=headers)
+    return JSONResponse({**result.body, **extra}, status_code=result.status, headers=headers)
+
+
+async def send_command(
+    request: Request, rt: Runtime, ctx: Context, command: Any
+) -> JSONResponse:
+    """Run a command and answer with its result (replays are identical)."""
+    return command_response(await run_command(request, rt, ctx, command))
 
 
 def clean_query(request: Request) -> None:

@@ -9,12 +9,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.keyring import Unauthenticated
 from api.limits import BodyTooLarge
 from api.runtime import NotCaughtUp
 from commands.bus import IdempotencyMismatch
 from domain.errors import (
+    AccountSuspended,
     AlreadyExists,
     DomainError,
+    Forbidden,
     InvalidState,
     NotFound,
     ValidationFailed,
@@ -30,6 +33,8 @@ STATUS_OF: dict[type[DomainError], int] = {
     AlreadyExists: 409,
     InvalidState: 409,
     IdempotencyMismatch: 422,
+    Forbidden: 403,
+    AccountSuspended: 403,
 }
 
 
@@ -42,7 +47,8 @@ class Problem(Exception):
 
 
 def problem_response(
-    status: int, code: str, detail: str, field: str | None = None, **extra: Any
+    status: int, code: str, detail: str, field: str | None = None,
+    headers: dict[str, str] | None = None, **extra: Any,
 ) -> JSONResponse:
     """Build the problem+json response."""
     body: dict[str, Any] = {
@@ -55,7 +61,7 @@ def problem_response(
     if field is not None:
         body["field"] = field
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def _field_of(loc: tuple[Any, ...]) -> str:
@@ -69,6 +75,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc.status, exc.code, exc.detail, exc.field)
+
+    @app.exception_handler(Unauthenticated)
+    async def _unauthenticated(_: Request, exc: Unauthenticated) -> JSONResponse:
+        return problem_response(401, "unauthenticated", str(exc), "Authorization",
+                                headers={"WWW-Authenticate": 'Bearer realm="one"'})
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:

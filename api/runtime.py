@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from psycopg_pool import ConnectionPool
 
+from api.keyring import KeyRing
 from commands.bus import CommandBus
 from commands.handlers import SYSTEM_ACTOR_ID, SYSTEM_ORG_ID, Context
-from commands.models import CreateOrganization, CreatePerson
+from commands.models import CreateOrganization, CreatePerson, EnsureBootstrapKey, IssueApiKey
 from commands.store import EventLog, open_event_log
+from domain.api_keys import MIN_BOOTSTRAP_LENGTH, OWNER_KEY_ID, hash_token, new_token
 from domain.errors import AlreadyExists
 from infra.database import ConnectionInfo, resolve_database
 from infra.migrations import migrate
@@ -21,8 +26,9 @@ from projections.queries import token_owners
 from projections.registry import PROJECTIONS
 from projections.store import ProjectionSet
 from providers.chain import TokenLedger
-from providers.factory import build_ledger, build_payments, embedder_spec
+from providers.factory import build_ledger, build_payments, build_privy, embedder_spec
 from providers.payments import PaymentGateway
+from providers.privy import PrivyVerifier
 from sagas.purchase_driver import PurchaseDriver
 from sagas.runner import SagaRunner
 from sagas.token_deployer import TokenDeployer
@@ -30,9 +36,16 @@ from streams.inprocess import InProcessRunner
 from streams.knowledge_runner import EmbedderFor, KnowledgeRunners, embedder_cache, text_fields
 from streams.watermarks import knowledge_watermarks, lowest_watermark
 
+log = logging.getLogger(__name__)
+OWNER_KEY_FILE = "owner-key"
+
 
 class NotCaughtUp(Exception):
     """Projections did not reach the requested position within the wait limit."""
+
+
+class Misconfigured(ValueError):
+    """A setting that cannot work; the process stops before serving."""
 
 
 @dataclass
@@ -46,12 +59,22 @@ class Runtime:
     runner: InProcessRunner | None
     reads: ConnectionPool
     embedder_for: EmbedderFor
+    keyring: KeyRing
+    privy: PrivyVerifier | None = None
     knowledge: KnowledgeRunners | None = None
     sagas: SagaRunner | None = None
+    owner_key_file: Path | None = None
+    """Where the first start wrote the platform-owner key (no `ONE_BOOTSTRAP_KEY`)."""
 
     @classmethod
     def start(cls, settings: Settings, db: ConnectionInfo | None = None) -> Runtime:
         """Bring everything up (database resolved from settings unless given)."""
+        if settings.bootstrap_key is not None and len(settings.bootstrap_key) < MIN_BOOTSTRAP_LENGTH:
+            raise Misconfigured(f"ONE_BOOTSTRAP_KEY must be at least {MIN_BOOTSTRAP_LENGTH} characters")
+        try:
+            privy = build_privy(settings)
+        except ValueError as error:
+            raise Misconfigured(str(error)) from error
         db = db or resolve_database(settings)
         migrate(db)
         event_log = open_event_log(db, pool_size=settings.pool_size)
@@ -63,7 +86,8 @@ class Runtime:
             db.conninfo, min_size=2, max_size=settings.pool_size, open=True,
             kwargs={"autocommit": True},
         )
-        runtime = cls(settings, db, event_log, bus, runner, reads, embedder_cache(settings))
+        runtime = cls(settings, db, event_log, bus, runner, reads, embedder_cache(settings),
+                      KeyRing(event_log, db).start(), privy)
         runtime.bootstrap()
         if runner is not None:
             runner.start()
@@ -86,21 +110,44 @@ class Runtime:
                                 chores=(TokenDeployer(self.bus, self.event_log, self.reads, ledger),)).start()
         return self.sagas
 
-    def token_owners(self, token_id: str) -> dict[str, float]:
-        """Owners of a token and their revenue shares, from the read model."""
+    def token_owners(self, org_id: str, token_id: str) -> dict[str, float]:
+        """Owners of a token and their revenue shares, from its organization's read model."""
         with self.reads.connection() as conn:
-            return token_owners(conn, token_id)
+            return token_owners(conn, org_id, token_id)
 
     def bootstrap(self) -> None:
-        """Create the default organization and the system actor if they do not exist yet."""
+        """Create the default organization, the system person (a platform owner) and its key:
+        `ONE_BOOTSTRAP_KEY` if set, else (once) a key written to the data dir."""
         system = Context()
         for command in (
             CreateOrganization(id=SYSTEM_ORG_ID, name="Default", slug="default", plan="platform"),
-            CreatePerson(id=SYSTEM_ACTOR_ID, name="System", email="system@one.local",
-                         role="platform_owner"),
+            CreatePerson(id=SYSTEM_ACTOR_ID, name="System", role="platform_owner"),
         ):
             with contextlib.suppress(AlreadyExists):
                 self.bus.execute(command, system)
+        if self.settings.bootstrap_key is not None:
+            self.bus.execute(EnsureBootstrapKey(secret_hash=hash_token(self.settings.bootstrap_key)),
+                             system)
+        else:
+            self.owner_key_file = self._first_owner_key()
+
+    def _first_owner_key(self) -> Path | None:
+        """On a new database, issue a platform-owner key and write it to a file only its owner
+        can read; later starts find the key issued (by this or another process)."""
+        path = Path(self.settings.data_dir) / OWNER_KEY_FILE
+        token = new_token(OWNER_KEY_ID)
+        try:
+            self.bus.execute(IssueApiKey(id=OWNER_KEY_ID, name="owner key", person_id=SYSTEM_ACTOR_ID,
+                                         secret_hash=hash_token(token)), Context())
+        except AlreadyExists:
+            return path if path.exists() else None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(token + "\n")
+        log.warning("a platform-owner API key was written to %s", path)
+        return path
 
     def close(self) -> None:
         """Stop the sagas, the runner and the writer, close pools."""
@@ -110,6 +157,7 @@ class Runtime:
             self.knowledge.stop()
         if self.runner is not None:
             self.runner.stop()
+        self.keyring.stop()
         self.bus.stop()
         self.reads.close()
         self.event_log.close()

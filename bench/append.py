@@ -27,6 +27,7 @@ import psycopg
 
 from bench.common import (
     Latencies,
+    bench_settings,
     fmt_ms,
     fmt_rate,
     fmt_ratio,
@@ -195,9 +196,8 @@ def run_raw(conninfo: str, total: int, batch: int, topic: str, state: bytes,
 def run_full_runtime(info: Any, callers: int, total: int, max_batch: int) -> Result:
     """The bus inside a full `Runtime` (projection runner following the log on the same cores)."""
     from api.runtime import Runtime
-    from infra.settings import Settings
 
-    rt = Runtime.start(Settings(database_url=None, max_batch=max_batch), info)
+    rt = Runtime.start(bench_settings(max_batch=max_batch), info)
     try:
         run_bus_async(rt.bus, callers, min(500, total), 10_000_000)  # warm-up
         result = run_bus_async(rt.bus, callers, total, 20_000_000)

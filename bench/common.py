@@ -32,6 +32,19 @@ from infra.database import (
     parse_database_url,
     start_embedded_server,
 )
+from infra.settings import Settings
+
+BENCH_KEY = f"bench-{uuid.uuid4().hex}{uuid.uuid4().hex}"
+"""The platform-owner key (`ONE_BOOTSTRAP_KEY`) of every runtime a benchmark starts."""
+AUTH = {"Authorization": f"Bearer {BENCH_KEY}"}
+
+
+def bench_settings(**overrides: Any) -> Settings:
+    """Settings of a benchmark's runtime: embedded database given by the caller, the bench key,
+    and a throwaway data dir (nothing is written under the home directory)."""
+    defaults: dict[str, Any] = {"database_url": None, "bootstrap_key": BENCH_KEY,
+                                "data_dir": Path(tempfile.mkdtemp(prefix="one-bench-data-"))}
+    return Settings(**{**defaults, **overrides})
 
 # ---- database -------------------------------------------------------------------------------
 

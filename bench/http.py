@@ -9,7 +9,10 @@ Latency is measured per request at the client.
 
 Baselines in the same run:
 - GET /healthz with the same client and concurrency: the ceiling of the HTTP stack alone;
-- the same CreateThing commands through `bus.execute_async` in-process (no HTTP), same callers.
+- the same CreateThing commands through `bus.execute_async` in-process (no HTTP), same callers;
+- POST /v1/things and GET /v1/things/{id} on a second server of the same runtime whose
+  authentication dependency is replaced by a fixed caller: what authentication costs (scoping to
+  the organization is in both: it is part of the queries and the command handlers).
 
 Usage: .venv/bin/python -m bench.http [--requests 6000] [--concurrency 16,64] [--repeat 2]
 """
@@ -22,9 +25,13 @@ import time
 import uuid
 from typing import Any
 
+from api.auth import Caller, authenticate
+from api.keyring import Principal
 from api.live_server import LiveServer
 from bench.common import (
+    AUTH,
     LoadClient,
+    bench_settings,
     build_request,
     fmt_ms,
     fmt_rate,
@@ -43,6 +50,23 @@ def thing_body(i: int) -> bytes:
     return json.dumps({"type": "blog_post", "name": f"Post {i}", "status": "published",
                        "properties": {"n": i, "title": f"Benchmark post {i}", "words": 800},
                        "tags": ["topic:fitness"]}).encode()
+
+
+def bypassed_auth_app(rt: Any) -> Any:
+    """The same app with authentication replaced by a fixed platform-owner caller."""
+    from api.app import create_app
+    from commands.handlers import SYSTEM_ACTOR_ID, SYSTEM_ORG_ID
+    from domain.permissions import Reach
+
+    caller = Caller(Principal("bench", "bootstrap", str(SYSTEM_ACTOR_ID), str(SYSTEM_ORG_ID),
+                              "platform_owner", None), str(SYSTEM_ORG_ID), Reach.ORG)
+
+    async def fixed_caller() -> Caller:
+        return caller
+
+    app = create_app(rt)
+    app.dependency_overrides[authenticate] = fixed_caller
+    return app
 
 
 def in_process(bus: Any, callers: int, total: int, offset: int) -> dict[str, Any]:
@@ -67,16 +91,19 @@ def main(argv: list[str] | None = None) -> None:
     reps = max(1, args.repeat)
 
     from api.runtime import Runtime
-    from infra.settings import Settings
+    from commands.models import CreateThing
 
     rows: list[tuple[str, int, dict[str, Any]]] = []
     with fresh_database("http") as bdb:
         print_header("bench.http — commands over real HTTP", bdb, requests_per_run=args.requests,
                      concurrency=args.concurrency, repeat=reps, server=server_stack(),
                      client="raw asyncio HTTP/1.1 keep-alive, spawned process")
-        rt = Runtime.start(Settings(database_url=None), bdb.info)
+        rt = Runtime.start(bench_settings(), bdb.info)
         try:
-            with LiveServer(rt) as live, LoadClient() as client:
+            ids = [rt.bus.execute(CreateThing(type="course", name=f"read {i}")).body["id"]
+                   for i in range(200)]
+            with LiveServer(rt) as live, LiveServer(bypassed_auth_app(rt)) as bypassed, \
+                    LoadClient() as client:
                 counter = 0
 
                 def posts(n: int, keyed: bool = False) -> list[Any]:
@@ -84,38 +111,36 @@ def main(argv: list[str] | None = None) -> None:
                     out = []
                     for _ in range(n):
                         counter += 1
-                        headers = {"Idempotency-Key": uuid.uuid4().hex} if keyed else None
-                        out.append(build_request("POST", "/v1/things", thing_body(counter),
-                                                 headers))
+                        headers = {**AUTH, "Idempotency-Key": uuid.uuid4().hex} if keyed else AUTH
+                        out.append(build_request("POST", "/v1/things", thing_body(counter), headers))
                     return out
+
+                gets = [build_request("GET", f"/v1/things/{ids[i % len(ids)]}", None, AUTH)
+                        for i in range(args.requests)]
+
+                def measure(label: str, port: int, conc: int, make: Any) -> None:
+                    runs = []
+                    for _ in range(reps):
+                        note(f"{label} x {args.requests}, {conc} connections")
+                        runs.append(_as_run(client.run(port, make(), conc)))
+                    rows.append((label, conc, median_run(runs)))
 
                 note("warm-up")
                 client.run(live.port, posts(1000), 16, warmup=5)
+                client.run(bypassed.port, posts(1000), 16, warmup=5)
                 health = [build_request("GET", "/healthz")] * args.requests
                 offset = 50_000_000
                 for conc in levels:
-                    runs = []
-                    for _ in range(reps):
-                        note(f"GET /healthz x {args.requests}, {conc} connections")
-                        runs.append(_as_run(client.run(live.port, health, conc, warmup=2)))
-                    rows.append(("GET /healthz (HTTP stack ceiling)", conc, median_run(runs)))
-
-                    runs = []
-                    for _ in range(reps):
-                        note(f"POST /v1/things x {args.requests}, {conc} connections")
-                        runs.append(_as_run(client.run(live.port, posts(args.requests), conc)))
-                    rows.append(("POST /v1/things", conc, median_run(runs)))
-
+                    measure("GET /healthz (HTTP stack ceiling)", live.port, conc, lambda: health)
+                    measure("POST /v1/things", live.port, conc, lambda: posts(args.requests))
+                    measure("POST /v1/things, authentication bypassed", bypassed.port, conc,
+                            lambda: posts(args.requests))
+                    measure("GET /v1/things/{id}", live.port, conc, lambda: gets)
+                    measure("GET /v1/things/{id}, authentication bypassed", bypassed.port, conc,
+                            lambda: gets)
                     if not args.no_idempotency:
-                        runs = []
-                        for _ in range(reps):
-                            note(f"POST /v1/things + Idempotency-Key x {args.requests}, {conc}")
-                            runs.append(_as_run(client.run(live.port,
-                                                           posts(args.requests, keyed=True),
-                                                           conc)))
-                        rows.append(("POST /v1/things + Idempotency-Key", conc,
-                                     median_run(runs)))
-
+                        measure("POST /v1/things + Idempotency-Key", live.port, conc,
+                                lambda: posts(args.requests, keyed=True))
                     runs = []
                     for _ in range(reps):
                         note(f"in-process bus x {args.requests}, {conc} callers")
@@ -152,6 +177,13 @@ def main(argv: list[str] | None = None) -> None:
     met = rate >= 2_000 and p99 < 50
     print(f"Issue target: >= 2,000 commands/s over HTTP with p99 < 50 ms. Measured at {top}"
           f" connections: {fmt_rate(rate)}/s, p99 {fmt_ms(p99)} ms -> {'MET' if met else 'NOT MET'}.")
+    for conc in levels:
+        for path in ("POST /v1/things", "GET /v1/things/{id}"):
+            keyed = next(r for lbl, c, r in rows if c == conc and lbl == path)
+            bare = next(r for lbl, c, r in rows if c == conc and lbl == f"{path}, authentication bypassed")
+            ratio = (keyed["n"] / keyed["wall"]) / (bare["n"] / bare["wall"])
+            print(f"Authentication at {conc} connections, {path}: {fmt_ratio(ratio)} of the throughput"
+                  f" without it ({(1 - ratio) * 100:+.1f}% cost; target: at most 5%).")
     print(f"Projections caught up {lag:.2f}s after the last request.")
 
 

@@ -14,10 +14,17 @@ from datetime import datetime
 from uuid import UUID
 
 from api.runtime import Runtime
-from bench.common import Latencies, fmt_ms, fmt_rate, fresh_database, print_header, print_table
+from bench.common import (
+    Latencies,
+    bench_settings,
+    fmt_ms,
+    fmt_rate,
+    fresh_database,
+    print_header,
+    print_table,
+)
 from commands import models as m
 from infra.anvil import Anvil
-from infra.settings import Settings
 from providers.chain import Web3Ledger, http_web3
 from providers.evm import DEV_DEPLOYER_KEY
 from providers.stripe_sandbox import StripeSandboxClient, sandbox_gateway
@@ -88,11 +95,11 @@ def main() -> None:
         print_header("bench/purchases: token purchase saga on anvil + Stripe sandbox", bench_db,
                      purchases=args.purchases, compensations=args.compensations,
                      driver_threads=args.threads)
-        rt = Runtime.start(Settings(run_sagas=False), bench_db.info)
+        rt = Runtime.start(bench_settings(run_sagas=False), bench_db.info)
         try:
             ledger = Web3Ledger(http_web3(node.rpc_url), DEV_DEPLOYER_KEY, b"bench-custody-seed-0123")
             stripe = StripeSandboxClient()
-            owners: Callable[[str], dict[str, float]] = rt.token_owners
+            owners: Callable[[str, str], dict[str, float]] = rt.token_owners
             driver = PurchaseDriver(rt.bus, rt.event_log, sandbox_gateway(stripe), ledger, owners,
                                     DriverPolicy(max_attempts=2, base_backoff_s=0))
             buyer, token = setup(rt, ledger)
@@ -101,7 +108,7 @@ def main() -> None:
             statuses = {purchase_view(rt.event_log, i)["status"] for i in ids}  # type: ignore[index]
             assert statuses == {"completed"}, statuses
 
-            def owners_unavailable(_: str) -> dict[str, float]:
+            def owners_unavailable(_org: str, _token: str) -> dict[str, float]:
                 raise RuntimeError("owners unavailable")
 
             driver.owners_of = owners_unavailable  # fails after minting: burn + refund

@@ -27,10 +27,12 @@ from typing import Any
 
 from api.live_server import LiveServer
 from bench.common import (
+    AUTH,
     LATENCY_HEADERS,
     Latencies,
     LoadClient,
     Request,
+    bench_settings,
     build_request,
     fmt_ms,
     fresh_database,
@@ -43,6 +45,10 @@ from bench.common import (
 )
 from bench.common import TAGS as TAG_POOL
 from bench.common import THING_TYPES as TYPE_POOL
+from commands.handlers import SYSTEM_ORG_ID
+
+ORG = str(SYSTEM_ORG_ID)
+"""The organization the data set is loaded into (the platform owner's)."""
 
 
 def time_queries(n: int, pick: Callable[[], Any], run: Callable[[Any], Any]) -> dict[str, Any]:
@@ -75,7 +81,6 @@ def main(argv: list[str] | None = None) -> None:
     from api.runtime import Runtime
     from commands.store import open_event_log
     from infra.migrations import migrate
-    from infra.settings import Settings
     from projections import queries as q
 
     rng = random.Random(11)
@@ -93,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         head = log_head(bdb.info)
         note(f"loaded in {data.seconds:.1f}s; projecting from cold")
         t0 = time.perf_counter()
-        rt = Runtime.start(Settings(database_url=None), bdb.info)
+        rt = Runtime.start(bench_settings(), bdb.info)
         try:
             rt.wait_for_sync(head, timeout=3600)
             projected_s = time.perf_counter() - t0
@@ -107,28 +112,28 @@ def main(argv: list[str] | None = None) -> None:
                 any_id = lambda: rng.choice(ids)  # noqa: E731
                 any_type = lambda: rng.choice(TYPE_POOL)  # noqa: E731
                 any_tag = lambda: rng.choice(TAG_POOL)  # noqa: E731
-                time_queries(200, any_id, lambda t: q.get_thing(conn, t, True))  # warm-up
+                time_queries(200, any_id, lambda t: q.get_thing(conn, ORG, t, True))  # warm-up
                 direct.append(("SELECT 1 (round-trip baseline)", time_queries(
                     n, lambda: None, lambda _: conn.execute("SELECT 1").fetchone())))
                 direct.append(("get_thing(id, with connections)", time_queries(
-                    n, any_id, lambda t: q.get_thing(conn, t, True))))
+                    n, any_id, lambda t: q.get_thing(conn, ORG, t, True))))
                 direct.append(("list_things(type=…) first page", time_queries(
-                    n, any_type, lambda t: q.list_things(conn, type=t))))
+                    n, any_type, lambda t: q.list_things(conn, ORG, type=t))))
                 extra = args.extra_queries
                 direct.append(("list_things(tag=…) first page", time_queries(
-                    extra, any_tag, lambda t: q.list_things(conn, tag=t))))
+                    extra, any_tag, lambda t: q.list_things(conn, ORG, tag=t))))
                 direct.append(("list_things() no filter, first page", time_queries(
-                    extra, lambda: None, lambda _: q.list_things(conn))))
+                    extra, lambda: None, lambda _: q.list_things(conn, ORG))))
                 direct.append(("list_activity(target_id=…)", time_queries(
-                    extra, any_id, lambda t: q.list_activity(conn, target_id=t))))
+                    extra, any_id, lambda t: q.list_activity(conn, ORG, target_id=t))))
             if not args.no_http:
                 with LiveServer(rt) as live, LoadClient() as client:
                     kinds: dict[str, Callable[[], Request]] = {
                         "GET /healthz (HTTP baseline)": lambda: build_request("GET", "/healthz"),
                         "GET /v1/things/{id}?include=connections": lambda: build_request(
-                            "GET", f"/v1/things/{rng.choice(ids)}?include=connections"),
+                            "GET", f"/v1/things/{rng.choice(ids)}?include=connections", None, AUTH),
                         "GET /v1/things?type=…": lambda: build_request(
-                            "GET", f"/v1/things?type={rng.choice(TYPE_POOL)}"),
+                            "GET", f"/v1/things?type={rng.choice(TYPE_POOL)}", None, AUTH),
                     }
                     n = args.http_queries
                     for conc in (1, 16):

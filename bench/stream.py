@@ -11,11 +11,13 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
-from concurrent.futures import wait
+from concurrent.futures import Future, wait
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -24,7 +26,9 @@ from kafka import KafkaProducer
 from api.live_server import LiveServer
 from api.runtime import Runtime
 from bench.common import (
+    AUTH,
     Latencies,
+    bench_settings,
     fmt_ms,
     fmt_rate,
     fresh_database,
@@ -34,7 +38,6 @@ from bench.common import (
 from commands import models as m
 from infra.database import ConnectionInfo
 from infra.kafka_broker import KafkaBroker
-from infra.settings import Settings
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS
 from projections.store import reset_projection
@@ -47,7 +50,8 @@ PARTITIONS = 8
 
 def write_events(rt: Runtime, count: int) -> int:
     """Append `count` single-event commands (creations with a tag, and updates) fast."""
-    futures, ids = [], []
+    futures: list[Future[Any]] = []
+    ids: list[uuid.UUID] = []
     for i in range(count):
         if i % 4 == 3 and ids:
             futures.append(rt.bus.submit(m.UpdateThing(id=ids[i % len(ids)], properties={"n": i})))
@@ -67,7 +71,8 @@ def spawn_worker(db: ConnectionInfo, broker: KafkaBroker, topic: str, group: str
     """`one worker` as a separate process, like production."""
     env = {**os.environ, "DATABASE_URL": f"postgresql://{db.user}@/{db.dbname}?host={db.host}&port={db.port}",
            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "ONE_KAFKA_TOPIC": topic,
-           "ONE_KAFKA_PARTITIONS": str(PARTITIONS), "ONE_FAUST_APP_ID": group}
+           "ONE_KAFKA_PARTITIONS": str(PARTITIONS), "ONE_FAUST_APP_ID": group,
+           "ONE_DATA_DIR": tempfile.mkdtemp(prefix="one-bench-worker-")}
     return subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -113,8 +118,8 @@ def main() -> None:
         print_header("bench/stream: log → Kafka → Faust → read models", bench_db,
                      events=args.events, partitions=PARTITIONS, broker="Apache Kafka 4.1 (KRaft)")
         db = bench_db.info
-        settings = Settings(kafka_bootstrap=broker.bootstrap, kafka_topic=topic,
-                            kafka_partitions=PARTITIONS, run_sagas=False)
+        settings = bench_settings(kafka_bootstrap=broker.bootstrap, kafka_topic=topic,
+                                  kafka_partitions=PARTITIONS, run_sagas=False)
         rt = Runtime.start(settings, db)
         try:
             head = write_events(rt, args.events)
@@ -159,7 +164,7 @@ def end_to_end_latency(rt: Runtime, db: ConnectionInfo, broker: KafkaBroker, top
     worker = spawn_worker(db, broker, topic, f"bench-latency-{uuid.uuid4().hex[:6]}")
     latencies = Latencies()
     try:
-        with LiveServer(rt) as live, httpx.Client(base_url=live.url, timeout=30) as http:
+        with LiveServer(rt) as live, httpx.Client(base_url=live.url, timeout=30, headers=AUTH) as http:
             warm = http.post("/v1/things", json={"type": "course", "name": "warm-up"}).json()
             rt.wait_for_sync(warm["position"], timeout=600)  # the new group replays the topic first
             for i in range(samples):

@@ -30,6 +30,7 @@ from psycopg import sql
 from bench.common import (
     THING_TYPES,
     Latencies,
+    bench_settings,
     fmt_ms,
     fmt_rate,
     fmt_ratio,
@@ -144,11 +145,10 @@ class Findable:
 def time_to_findable(db: Any, count: int, seed: int) -> Findable:
     """Create `count` things one after another through a running Runtime; time each until findable."""
     from api.runtime import Runtime
-    from infra.settings import Settings
 
     rng = random.Random(seed)
     pool = [s.text for s in make_sentences(500, seed=seed)]
-    rt = Runtime.start(Settings(database_url=None, run_knowledge=True, run_sagas=False), db)
+    rt = Runtime.start(bench_settings(run_knowledge=True, run_sagas=False), db)
     out = Findable(Latencies(), Latencies(), 0)
     try:
         rt.wait_for_sync(rt.head(), timeout=600, knowledge=True)  # idle, caught up

@@ -8,6 +8,7 @@ from infra.settings import Settings
 from providers.chain import TokenLedger, Web3Ledger, http_web3
 from providers.embeddings import Embedder, EmbedderMisconfigured, EmbedderSpec
 from providers.payments import PaymentGateway
+from providers.privy import PrivyVerifier
 from providers.stripe_gateway import StripeGateway
 
 
@@ -84,3 +85,12 @@ def _check_local(spec: EmbedderSpec) -> None:
         raise EmbedderMisconfigured(
             f"the local embedder's vectors have {DIMENSION} dimensions, not {spec.dimensions}"
             " (unset ONE_EMBEDDING_DIMENSIONS)")
+
+
+def build_privy(settings: Settings) -> PrivyVerifier | None:
+    """The Privy identity-token verifier, when `PRIVY_APP_ID` and `PRIVY_VERIFICATION_KEY` are set."""
+    if not settings.privy_app_id and not settings.privy_verification_key:
+        return None
+    if not (settings.privy_app_id and settings.privy_verification_key):
+        raise ValueError("Privy sign-in needs both PRIVY_APP_ID and PRIVY_VERIFICATION_KEY")
+    return PrivyVerifier(settings.privy_app_id, settings.privy_verification_key)

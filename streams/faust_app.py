@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import Any
 
 import faust
 import psycopg
@@ -72,7 +73,8 @@ def create_faust_app(settings: Settings, db: ConnectionInfo, batch_size: int = 1
 
     @app.agent(topic)
     async def project(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(batch_size, within=0.01):
+        batches: Any = stream  # `take_events` is Stream's (faust-streaming), not in StreamT's stub
+        async for events in batches.take_events(batch_size, within=0.01):
             records = [Record(e.message.partition, e.value) for e in events]
             parked = await asyncio.to_thread(
                 apply_records, conn, writer, watermark_key, records
@@ -86,9 +88,10 @@ def create_faust_app(settings: Settings, db: ConnectionInfo, batch_size: int = 1
     if isinstance(writer, ActiveIndexWriter):
         retry = writer.retry_failed
 
-        @app.timer(settings.knowledge_retry_s)
         async def retry_failed() -> None:
             await asyncio.to_thread(retry_failed_embeddings, retry, db)
+
+        app.timer(settings.knowledge_retry_s)(retry_failed)
 
     return app
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from api.auth import Authenticated, CallerDep, permission
 from api.deps import CleanQuery, RuntimeDep
 from api.problems import Problem
 from api.runtime import Runtime
@@ -20,7 +21,7 @@ from projections.knowledge.indexes import KnowledgeIndex, hold_active_index
 from projections.knowledge.search import Filters, context_chunks, search
 from providers.embeddings import EmbeddingError
 
-router = APIRouter(prefix="/v1", tags=["knowledge"], dependencies=[CleanQuery])
+router = APIRouter(prefix="/v1", tags=["knowledge"], dependencies=[Authenticated, CleanQuery])
 Mode = Literal["semantic", "keyword", "hybrid"]
 
 
@@ -32,12 +33,12 @@ class ContextRequest(StrictModel):
     type: str | None = None
     tag: str | None = None
     status: str | None = None
-    org_id: str | None = None
     after: int | None = Field(default=None, ge=0)
 
 
-def filters_of(type: str | None, tag: str | None, status: str | None, org_id: str | None) -> Filters:
-    """Validated, canonical filters (unknown type/status or a malformed tag → 422)."""
+def filters_of(type: str | None, tag: str | None, status: str | None, org_id: str) -> Filters:
+    """Validated, canonical filters within the caller's organization (unknown type/status or a
+    malformed tag → 422)."""
     return Filters(
         type=None if type is None else ontology.normalize_thing_type(type),
         tag=None if tag is None else ontology.format_tag(*ontology.parse_tag(tag, field="tag")),
@@ -68,12 +69,12 @@ def _described(index: KnowledgeIndex, body: dict[str, Any]) -> JSONResponse:
     return JSONResponse({**body, "index": index.name, "model": index.spec.model})
 
 
-@router.get("/search")
+@router.get("/search", openapi_extra=permission("knowledge.search"))
 async def search_things(
-    rt: RuntimeDep,
+    rt: RuntimeDep, caller: CallerDep,
     q: Annotated[str, Query(min_length=1, max_length=1000, description="what to look for")],
     mode: Mode = "hybrid",
-    type: str | None = None, tag: str | None = None, status: str | None = None, org_id: str | None = None,
+    type: str | None = None, tag: str | None = None, status: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     after: Annotated[int | None, Query(ge=0, description="wait until this position is searchable")] = None,
     x_after_position: Annotated[int | None, Header(ge=0)] = None,
@@ -81,19 +82,19 @@ async def search_things(
     """Things by meaning (semantic), by words (keyword) or both fused by reciprocal rank (hybrid)."""
     if not q.strip():
         raise Problem(422, "validation_error", "q must not be blank", "q")
-    filters = filters_of(type, tag, status, org_id)
+    filters = filters_of(type, tag, status, caller.org_id)
     await rt.wait_for(max(after or 0, x_after_position or 0), knowledge=True)
     index, results = await asyncio.to_thread(
         _run, rt, lambda conn, index, embed: search(conn, index, embed, q, mode, filters, limit))
     return _described(index, {"results": results, "mode": mode})
 
 
-@router.post("/knowledge/context")
-async def knowledge_context(rt: RuntimeDep, body: ContextRequest) -> JSONResponse:
+@router.post("/knowledge/context", openapi_extra=permission("knowledge.search"))
+async def knowledge_context(rt: RuntimeDep, caller: CallerDep, body: ContextRequest) -> JSONResponse:
     """The chunks nearest to a question, each with its thing (context for a clone's answer)."""
     if not body.question.strip():
         raise Problem(422, "validation_error", "question must not be blank", "question")
-    filters = filters_of(body.type, body.tag, body.status, body.org_id)
+    filters = filters_of(body.type, body.tag, body.status, caller.org_id)
     await rt.wait_for(body.after or 0, knowledge=True)
     index, chunks = await asyncio.to_thread(
         _run, rt, lambda conn, index, embed: context_chunks(conn, index, embed(body.question), filters,

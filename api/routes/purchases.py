@@ -9,16 +9,20 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
+from api.auth import Authenticated, CallerDep, permission
 from api.deps import ContextDep, RuntimeDep, send_command
 from api.problems import Problem
 from commands.models import StartTokenPurchase
+from domain.permissions import PUBLIC
 from providers.stripe_webhooks import WebhookSignatureError, payment_status_from_event, verify_webhook
 from sagas.views import purchase_view
 
-router = APIRouter(prefix="/v1", tags=["token purchases"])
+router = APIRouter(prefix="/v1", tags=["token purchases"], dependencies=[Authenticated])
+webhooks = APIRouter(prefix="/v1", tags=["token purchases"])
+"""Routes authenticated by their own signature, not by a key."""
 
 
-@router.post("/token-purchases", status_code=202)
+@router.post("/token-purchases", status_code=202, openapi_extra=permission("purchases.create"))
 async def start_purchase(request: Request, body: StartTokenPurchase, rt: RuntimeDep,
                          ctx: ContextDep) -> JSONResponse:
     """Start buying tokens: charge the card, mint, record holdings (runs asynchronously)."""
@@ -28,16 +32,19 @@ async def start_purchase(request: Request, body: StartTokenPurchase, rt: Runtime
     return response
 
 
-@router.get("/token-purchases/{purchase_id}")
-def get_purchase(purchase_id: UUID, rt: RuntimeDep) -> JSONResponse:
-    """A purchase's status (running, completed, failed, compensated, parked) and every step."""
-    view = purchase_view(rt.event_log, purchase_id)
+@router.get("/token-purchases/{purchase_id}", openapi_extra=permission("purchases.read"))
+def get_purchase(purchase_id: UUID, rt: RuntimeDep, caller: CallerDep) -> JSONResponse:
+    """A purchase's status (running, completed, failed, compensated, parked) and every step; a
+    customer sees their own purchases."""
+    view = purchase_view(rt.event_log, purchase_id, caller.org_id)
     if view is None:
         raise Problem(404, "not_found", f"token purchase {purchase_id} not found", "id")
+    if caller.self_only and view["buyer_id"] != caller.actor_id:
+        raise Problem(403, "forbidden", f"token purchase {purchase_id} is not yours", "id")
     return JSONResponse(view)
 
 
-@router.post("/webhooks/stripe", status_code=200)
+@webhooks.post("/webhooks/stripe", status_code=200, openapi_extra=permission(PUBLIC))
 async def stripe_webhook(
     request: Request, rt: RuntimeDep,
     stripe_signature: Annotated[str | None, Header()] = None,

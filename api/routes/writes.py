@@ -7,119 +7,92 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from api.auth import Authenticated, permission
 from api.deps import CleanQuery, ContextDep, RuntimeDep, send_command
 from commands import models as m
 from domain.connections import connection_id
 from domain.ontology import normalize_connection_type
 
-router = APIRouter(prefix="/v1", tags=["commands"], dependencies=[CleanQuery])
+router = APIRouter(prefix="/v1", tags=["commands"], dependencies=[Authenticated, CleanQuery])
 Resp = JSONResponse
 
 
-@router.post("/organizations", status_code=201)
-async def create_organization(request: Request, body: m.CreateOrganization, rt: RuntimeDep,
-                              ctx: ContextDep) -> Resp:
-    """Found an organization."""
-    return await send_command(request, rt, ctx, body)
-
-
-@router.patch("/organizations/{org_id}")
-async def update_organization(request: Request, org_id: UUID, body: m.OrganizationPatch,
-                              rt: RuntimeDep, ctx: ContextDep) -> Resp:
-    """Rename / re-plan an organization."""
-    return await send_command(request, rt, ctx, m.UpdateOrganization(id=org_id, **dict(body)))
-
-
-@router.post("/people", status_code=201)
-async def create_person(request: Request, body: m.CreatePerson, rt: RuntimeDep,
-                        ctx: ContextDep) -> Resp:
-    """Register a person (an actor) in the caller's organization."""
-    return await send_command(request, rt, ctx, body)
-
-
-@router.put("/people/{person_id}/role")
-async def change_role(request: Request, person_id: UUID, body: m.ChangePersonRoleBody,
-                      rt: RuntimeDep, ctx: ContextDep) -> Resp:
-    """Change a person's role."""
-    return await send_command(request, rt, ctx, m.ChangePersonRole(id=person_id, role=body.role))
-
-
-@router.post("/things", status_code=201)
+@router.post("/things", status_code=201, openapi_extra=permission("things.create"))
 async def create_thing(request: Request, body: m.CreateThing, rt: RuntimeDep,
                        ctx: ContextDep) -> Resp:
     """Create a thing of any ontology type."""
     return await send_command(request, rt, ctx, body)
 
 
-@router.patch("/things/{thing_id}")
+@router.patch("/things/{thing_id}", openapi_extra=permission("things.update"))
 async def update_thing(request: Request, thing_id: UUID, body: m.ThingPatch, rt: RuntimeDep,
                        ctx: ContextDep) -> Resp:
     """Rename and/or merge properties (null removes a property)."""
     return await send_command(request, rt, ctx, m.UpdateThing(id=thing_id, **dict(body)))
 
 
-@router.put("/things/{thing_id}/status")
+@router.put("/things/{thing_id}/status", openapi_extra=permission("things.update"))
 async def change_status(request: Request, thing_id: UUID, body: m.StatusBody, rt: RuntimeDep,
                         ctx: ContextDep) -> Resp:
     """Publish, archive, activate ..."""
     return await send_command(request, rt, ctx, m.ChangeThingStatus(id=thing_id, status=body.status))
 
 
-@router.delete("/things/{thing_id}")
+@router.delete("/things/{thing_id}", openapi_extra=permission("things.update"))
 async def delete_thing(request: Request, thing_id: UUID, rt: RuntimeDep, ctx: ContextDep) -> Resp:
     """Soft-delete a thing."""
     return await send_command(request, rt, ctx, m.DeleteThing(id=thing_id))
 
 
-@router.post("/things/{thing_id}/restore")
+@router.post("/things/{thing_id}/restore", openapi_extra=permission("things.update"))
 async def restore_thing(request: Request, thing_id: UUID, rt: RuntimeDep, ctx: ContextDep) -> Resp:
     """Restore a soft-deleted thing."""
     return await send_command(request, rt, ctx, m.RestoreThing(id=thing_id))
 
 
-@router.post("/things/{thing_id}/tags")
+@router.post("/things/{thing_id}/tags", openapi_extra=permission("things.update"))
 async def tag_thing(request: Request, thing_id: UUID, body: m.TagsBody, rt: RuntimeDep,
                     ctx: ContextDep) -> Resp:
     """Attach `category:value` tags."""
     return await send_command(request, rt, ctx, m.TagThing(id=thing_id, tags=body.tags))
 
 
-@router.delete("/things/{thing_id}/tags/{tag}")
+@router.delete("/things/{thing_id}/tags/{tag}", openapi_extra=permission("things.update"))
 async def untag_thing(request: Request, thing_id: UUID, tag: str, rt: RuntimeDep,
                       ctx: ContextDep) -> Resp:
     """Detach one tag."""
     return await send_command(request, rt, ctx, m.UntagThing(id=thing_id, tags=[tag]))
 
 
-@router.post("/content", status_code=201)
+@router.post("/content", status_code=201, openapi_extra=permission("content.create"))
 async def create_content(request: Request, body: m.CreateContent, rt: RuntimeDep,
                          ctx: ContextDep) -> Resp:
     """The seeds' createContent: content + ownership + authorship + collaborators + tags."""
     return await send_command(request, rt, ctx, body)
 
 
-@router.post("/connections", status_code=201)
+@router.post("/connections", status_code=201, openapi_extra=permission("connections.create"))
 async def create_connection(request: Request, body: m.CreateConnection, rt: RuntimeDep,
                             ctx: ContextDep) -> Resp:
     """Connect two streams (follow, own, hold tokens, ...)."""
     return await send_command(request, rt, ctx, body)
 
 
-@router.patch("/connections/{conn_id}")
+@router.patch("/connections/{conn_id}", openapi_extra=permission("connections.update"))
 async def update_connection(request: Request, conn_id: UUID, body: m.ConnectionPatch,
                             rt: RuntimeDep, ctx: ContextDep) -> Resp:
     """Merge connection metadata."""
     return await send_command(request, rt, ctx, m.UpdateConnection(id=conn_id, metadata=body.metadata))
 
 
-@router.delete("/connections/{conn_id}")
+@router.delete("/connections/{conn_id}", openapi_extra=permission("connections.remove"))
 async def remove_connection(request: Request, conn_id: UUID, rt: RuntimeDep,
                             ctx: ContextDep) -> Resp:
     """End a relationship by id."""
     return await send_command(request, rt, ctx, m.RemoveConnection(id=conn_id))
 
 
-@router.delete("/connections")
+@router.delete("/connections", openapi_extra=permission("connections.remove"))
 async def remove_connection_by_ends(request: Request, from_id: UUID, to_id: UUID, type: str,
                                     rt: RuntimeDep, ctx: ContextDep) -> Resp:
     """End a relationship by its endpoints and type (e.g. unfollow)."""
@@ -127,7 +100,7 @@ async def remove_connection_by_ends(request: Request, from_id: UUID, to_id: UUID
     return await send_command(request, rt, ctx, m.RemoveConnection(id=connection_id(from_id, kind, to_id)))
 
 
-@router.post("/events", status_code=201)
+@router.post("/events", status_code=201, openapi_extra=permission("events.record"))
 async def record_event(request: Request, body: m.RecordActivity, rt: RuntimeDep,
                        ctx: ContextDep) -> Resp:
     """Record an activity (content_viewed, ...): contention-free."""

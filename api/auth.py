@@ -1,0 +1,109 @@
+"""Authentication and the role check of every `/v1` route, in one dependency.
+
+Each route names its action of the permission matrix (`permission("things.update")`, shown in the
+OpenAPI document as `x-permission`); `authenticate` resolves the bearer key, settles the
+organization the caller acts in (their own; a platform owner may name another with `X-Org-Id`)
+and refuses a role without the permission (403) before anything else runs. What the caller's
+reach allows on a given resource is decided where the resource is loaded (the command handlers,
+the scoped queries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.keyring import Principal, Unauthenticated
+from api.problems import Problem
+from api.runtime import Runtime
+from domain import permissions
+from domain.permissions import PLATFORM_OWNER, Reach
+
+PERMISSION_KEY = "x-permission"
+bearer = HTTPBearer(auto_error=False, scheme_name="apiKey",
+                    description="An API key: `Authorization: Bearer one_<id>_<secret>`.")
+
+
+def permission(action: str) -> dict[str, Any]:
+    """The route's action in the permission matrix (`openapi_extra` of a route decorator)."""
+    if action != permissions.PUBLIC and action not in permissions.POLICY:
+        raise ValueError(f"unknown action {action!r}")
+    return {PERMISSION_KEY: action}
+
+
+def action_of(request: Request) -> str:
+    """The action of the route serving this request."""
+    extra = getattr(request.scope.get("route"), "openapi_extra", None) or {}
+    action = extra.get(PERMISSION_KEY)
+    if not isinstance(action, str):
+        raise RuntimeError(f"route {request.url.path} names no permission")
+    return action
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated request: who, in which organization, how far their permission reaches."""
+
+    principal: Principal
+    org_id: str
+    reach: Reach
+
+    @property
+    def actor_id(self) -> str:
+        """The person acting."""
+        return self.principal.person_id
+
+    @property
+    def role(self) -> str:
+        """Their platform role."""
+        return self.principal.role
+
+    @property
+    def self_only(self) -> bool:
+        """The caller may see only what is theirs (e.g. a customer's own activity)."""
+        return self.reach is Reach.SELF
+
+
+def _acting_org(rt: Runtime, principal: Principal, header: str | None) -> str:
+    if header is None:
+        return principal.org_id
+    try:
+        org_id = str(UUID(header))
+    except ValueError:
+        raise Problem(400, "validation_error", "X-Org-Id must be a UUID", "X-Org-Id") from None
+    if org_id == principal.org_id:
+        return org_id
+    if principal.role != PLATFORM_OWNER:
+        raise Problem(403, "forbidden", "only a platform owner may act in another organization",
+                      "X-Org-Id")
+    if not rt.keyring.organization_exists(org_id):
+        raise Problem(404, "not_found", f"organization {org_id} not found", "X-Org-Id")
+    return org_id
+
+
+async def authenticate(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    x_org_id: Annotated[str | None,
+                        Header(description="Platform owners: the organization to act in.")] = None,
+) -> Caller:
+    """Resolve the key (401), the organization (403/404) and the role's permission (403)."""
+    rt: Runtime = request.app.state.runtime
+    if credentials is None:
+        raise Unauthenticated("an Authorization: Bearer key is required")
+    token = credentials.credentials
+    if rt.keyring.cached(token):
+        principal = rt.keyring.authenticate(token)
+    else:
+        principal = await asyncio.to_thread(rt.keyring.authenticate, token)
+    org_id = await asyncio.to_thread(_acting_org, rt, principal, x_org_id) if x_org_id else principal.org_id
+    return Caller(principal, org_id, permissions.reach(principal.role, action_of(request)))
+
+
+CallerDep = Annotated[Caller, Depends(authenticate)]
+Authenticated = Depends(authenticate)
