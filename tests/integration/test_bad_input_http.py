@@ -11,10 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
+from api.live_server import LiveServer
 from api.runtime import Runtime
 from commands.handlers import SYSTEM_ACTOR_ID
 from infra.database import ConnectionInfo, ensure_database
-from tests.conftest import LiveServer, log_head, start_runtime
+from tests.conftest import api_client, bearer, log_head, start_runtime
 
 Json = dict[str, Any]
 JSON_HEADERS = {"content-type": "application/json"}
@@ -36,7 +37,7 @@ def base_url(runtime: Runtime) -> Iterator[str]:
 
 @pytest.fixture
 def client(base_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=base_url, timeout=30) as http:
+    with api_client(base_url, timeout=30) as http:
         yield http
 
 
@@ -178,10 +179,10 @@ def cases(t: Json, other: Json) -> list[tuple[str, tuple[str, str, dict[str, Any
          422, "validation_error", "tags"),
         ("bad tag in path", ("DELETE", f"{thing_url}/tags/nocolon", {}),
          422, "validation_error", "tags[0]"),
-        ("non-UUID X-Actor-Id", ("POST", "/v1/things",
-                                 {"json": {"type": "creator", "name": "x"},
-                                  "headers": {"X-Actor-Id": "bob"}}),
-         400, "validation_error", "X-Actor-Id"),
+        ("unknown X-Org-Id", ("POST", "/v1/things",
+                              {"json": {"type": "creator", "name": "x"},
+                               "headers": {"X-Org-Id": RANDOM}}),
+         404, "not_found", "X-Org-Id"),
         ("non-UUID X-Org-Id", ("POST", "/v1/things",
                                {"json": {"type": "creator", "name": "x"},
                                 "headers": {"X-Org-Id": "acme"}}),
@@ -249,7 +250,7 @@ def test_streamed_oversized_body_is_413(runtime: Runtime, base_url: str) -> None
         yield b'"}}'
 
     before = log_head(runtime.db)
-    with httpx.Client(base_url=base_url, timeout=30) as fresh:  # no Content-Length: chunked
+    with api_client(base_url, timeout=30) as fresh:  # no Content-Length: chunked
         resp = fresh.post("/v1/things", content=chunks(), headers=JSON_HEADERS)
     assert_problem(runtime, resp, 413, "payload_too_large", "body", before)
 
@@ -345,10 +346,11 @@ def test_same_key_different_body_is_a_mismatch(runtime: Runtime, client: httpx.C
 
 def test_idempotency_keys_are_per_actor(runtime: Runtime, client: httpx.Client) -> None:
     key = f"shared-{uuid.uuid4()}"
-    actors = [str(uuid.uuid4()), str(uuid.uuid4())]
+    secrets = [client.post("/v1/keys", json={"name": f"actor {i}", "role": "org_user"}).json()["key"]
+               for i in range(2)]
     bodies = [client.post("/v1/events", json={"type": "content_viewed"},
-                          headers={"Idempotency-Key": key, "X-Actor-Id": actor}).json()
-              for actor in actors]
+                          headers={"Idempotency-Key": key, **bearer(secret)}).json()
+              for secret in secrets]
     assert bodies[0]["id"] != bodies[1]["id"]
     assert bodies[1]["position"] > bodies[0]["position"]
 

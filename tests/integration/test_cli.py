@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 from api.runtime import Runtime
@@ -13,13 +15,13 @@ from commands import models as m
 from infra.migrations import MIGRATIONS
 from projections.rebuild import snapshot
 from projections.registry import PROJECTIONS
-from tests.conftest import database_url
+from tests.conftest import bearer, database_url, served
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _one(runtime: Runtime, *args: str) -> str:
-    env = {**os.environ, "DATABASE_URL": database_url(runtime.db)}
+    env = {**os.environ, "DATABASE_URL": database_url(runtime.db), "COLUMNS": "250"}
     done = subprocess.run([sys.executable, "-m", "api.cli", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
@@ -70,3 +72,32 @@ def test_a_misconfigured_embedder_stops_serve_with_the_reason(tmp_path: Path) ->
                               text=True, timeout=60, check=False)
         assert done.returncode == 2, done.stdout + done.stderr
         assert reason in done.stdout
+
+
+def test_keys_create_list_and_revoke(runtime: Runtime) -> None:
+    created = _one(runtime, "keys", "create", "--role", "org_user", "--name", "ci bot")
+    secret = created.strip().splitlines()[-1]
+    key_id = str(uuid.UUID(secret.split("_")[1]))
+    assert f"key {key_id} for person" in created and "(org_user)" in created
+    with served(runtime) as http:
+        me = http.get("/v1/me", headers=bearer(secret))
+        assert me.status_code == 200 and me.json()["role"] == "org_user"
+        runtime.wait_for_sync(runtime.head())
+        assert key_id in _one(runtime, "keys", "list") and secret not in _one(runtime, "keys", "list")
+        assert "revoked" in _one(runtime, "keys", "revoke", key_id)
+        deadline = time.monotonic() + 5
+        while http.get("/v1/me", headers=bearer(secret)).status_code != 401:
+            assert time.monotonic() < deadline, "the revoked key still works"
+    refused = subprocess.run([sys.executable, "-m", "api.cli", "keys", "create", "--role", "emperor"],
+                             cwd=ROOT, env={**os.environ, "DATABASE_URL": database_url(runtime.db)},
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert refused.returncode == 1 and "validation_error" in refused.stdout
+
+
+def test_serve_refuses_a_short_bootstrap_key(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "api.cli", "serve", "--data-dir", str(tmp_path)],
+                          cwd=ROOT, env={**os.environ, "ONE_BOOTSTRAP_KEY": "short", "ONE_KNOWLEDGE": "0",
+                                         "COLUMNS": "200"},
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2 and "ONE_BOOTSTRAP_KEY must be at least 32 characters" in done.stdout
+

@@ -134,7 +134,7 @@ def test_group_commit_of_300_with_invalid_commands_failing_alone(runtime: Runtim
     assert rt.bus.batches < rt.bus.commands
 
     updates = [c for c in valid if isinstance(c, m.UpdateThing)]
-    thing = rt.event_log.repository.get(target)
+    thing: Any = rt.event_log.repository.get(target)
     assert thing.version == 1 + len(updates)
     assert thing.properties == {f"k{i}": i for i in range(3, 290, 5)}
     assert len({xmin for _, _, xmin in stream_rows(rt, target)[1:]}) == 1  # one transaction
@@ -216,7 +216,7 @@ def test_two_updates_of_one_thing_in_one_batch_apply_in_order(runtime: Runtime) 
     rows = stream_rows(rt, thing)
     assert [v for v, _, _ in rows] == [1, 2, 3, 4]
     assert len({xmin for _, _, xmin in rows[1:]}) == 1  # committed together
-    aggregate = rt.event_log.repository.get(thing)
+    aggregate: Any = rt.event_log.repository.get(thing)
     assert (aggregate.name, aggregate.properties, aggregate.status) == ("v3", {"b": 2},
                                                                          "published")
     rt.wait_for_sync(bodies[-1]["position"])
@@ -390,7 +390,7 @@ def test_v1_thing_created_is_read_back_as_v2(runtime: Runtime) -> None:
     assert positions is not None and len(positions) == 1
     position = positions[0]
 
-    aggregate = rt.event_log.repository.get(thing.id)
+    aggregate: Any = rt.event_log.repository.get(thing.id)
     assert isinstance(aggregate, Thing)
     assert (aggregate.status, aggregate.name, aggregate.tags) == ("draft", "Legacy",
                                                                   ["topic:history"])

@@ -21,6 +21,7 @@ from commands.store import EVENTS_TABLE, open_event_log
 from infra.database import ConnectionInfo
 from projections.rebuild import rebuild, snapshot
 from projections.registry import PROJECTIONS
+from tests.conftest import OWNER, api_client
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,7 +46,7 @@ def _serve(db: ConnectionInfo, port: int) -> subprocess.Popen[bytes]:
 
 
 def _load(base: str, creator: str, sent: list[str], acked: list[str], stop: threading.Event) -> None:
-    with httpx.Client(base_url=base, timeout=5) as http:
+    with api_client(base, timeout=5) as http:
         while not stop.is_set():
             content_id = str(uuid.uuid4())
             sent.append(content_id)
@@ -74,7 +75,8 @@ def test_kill_during_writes_then_recover(fresh_db: ConnectionInfo) -> None:
     base = f"http://127.0.0.1:{port}"
     server = _serve(fresh_db, port)
     try:
-        creator = httpx.post(f"{base}/v1/things", json={"type": "creator", "name": "C"}).json()["id"]
+        creator = httpx.post(f"{base}/v1/things", json={"type": "creator", "name": "C"},
+                             headers=OWNER).json()["id"]
         sent: list[str] = []
         acked: list[str] = []
         stop = threading.Event()
@@ -106,7 +108,8 @@ def test_kill_during_writes_then_recover(fresh_db: ConnectionInfo) -> None:
             assert time.monotonic() < deadline, "projections did not catch up after restart"
             time.sleep(0.1)
         for content_id in acked[:20]:
-            edges = httpx.get(f"{base}/v1/connections", params={"to_id": content_id}).json()
+            edges = httpx.get(f"{base}/v1/connections", params={"to_id": content_id},
+                              headers=OWNER).json()
             assert {e["type"] for e in edges["items"]} == {"owns", "authored"}
     finally:
         server.send_signal(signal.SIGTERM)

@@ -5,24 +5,20 @@ to exactly the rebuild-from-the-log state, with nothing lost and nothing applied
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 from eventsourcing.persistence import StoredEvent
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 
+from api.live_server import LiveServer
 from api.runtime import Runtime
 from commands import models as m
 from commands.store import open_event_log
@@ -30,105 +26,10 @@ from domain.connections import connection_id
 from domain.errors import DomainError
 from infra.database import ConnectionInfo
 from infra.kafka_broker import KafkaBroker
-from infra.settings import Settings
 from projections.rebuild import rebuild, rebuild_via_topic, snapshot
 from projections.registry import PROJECTIONS
-from streams.watermarks import lowest_watermark
-from tests.conftest import LiveServer, database_url, wait_for_contract, wait_for_purchase
-
-ROOT = Path(__file__).resolve().parents[2]
-PARTITIONS = 4
-
-
-@dataclass
-class Cluster:
-    """One database, one topic, a runtime in distributed mode, relay and worker subprocesses."""
-
-    db: ConnectionInfo
-    broker: KafkaBroker
-    logs: Path
-    topic: str = field(default_factory=lambda: f"one.events.{uuid.uuid4().hex[:8]}")
-    group: str = field(default_factory=lambda: f"one-projections-{uuid.uuid4().hex[:8]}")
-    relays: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    runtime: Runtime | None = None
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {
-            **os.environ, "DATABASE_URL": database_url(self.db),
-            "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap, "ONE_KAFKA_TOPIC": self.topic,
-            "ONE_KAFKA_PARTITIONS": str(PARTITIONS), "ONE_FAUST_APP_ID": self.group,
-        }
-
-    def settings(self) -> Settings:
-        return Settings(kafka_bootstrap=self.broker.bootstrap, kafka_topic=self.topic,
-                        kafka_partitions=PARTITIONS, faust_app_id=self.group,
-                        read_wait_timeout_s=60.0)
-
-    def start_runtime(self) -> Runtime:
-        self.runtime = Runtime.start(self.settings(), self.db)
-        return self.runtime
-
-    def _spawn(self, command: str, name: str) -> subprocess.Popen[bytes]:
-        log = open(self.logs / f"{name}-{len(self.relays) + len(self.workers)}.log", "wb")  # noqa: SIM115
-        return subprocess.Popen([sys.executable, "-m", "api.cli", command], cwd=ROOT,
-                                env=self.env, stdout=log, stderr=subprocess.STDOUT)
-
-    def start_relay(self) -> subprocess.Popen[bytes]:
-        self.relays.append(self._spawn("relay", "relay"))
-        return self.relays[-1]
-
-    def start_worker(self) -> subprocess.Popen[bytes]:
-        self.workers.append(self._spawn("worker", "worker"))
-        return self.workers[-1]
-
-    def projected(self) -> int:
-        with psycopg.connect(self.db.conninfo) as conn:
-            return lowest_watermark(conn, self.topic, PARTITIONS)
-
-    def head(self) -> int:
-        assert self.runtime is not None
-        return self.runtime.head()
-
-    def converge(self, timeout: float = 120.0) -> None:
-        """Wait until the workers have projected the whole log."""
-        head = self.head()
-        deadline = time.monotonic() + timeout
-        while self.projected() < head:
-            assert time.monotonic() < deadline, f"stuck at {self.projected()} of {head}; logs: {self.logs}"
-            for proc in self.relays + self.workers:
-                assert proc.poll() is None or proc.returncode in (-9, -15, 0), "a process died"
-            time.sleep(0.2)
-
-    def wait_flowing(self, timeout: float = 60.0) -> None:
-        """Wait until the workers have projected something (the stream is flowing)."""
-        deadline = time.monotonic() + timeout
-        while self.projected() == 0:
-            assert time.monotonic() < deadline, f"nothing projected; logs: {self.logs}"
-            time.sleep(0.2)
-
-    def stop_workers(self) -> None:
-        for proc in self.workers:
-            stop(proc)
-        self.workers.clear()
-
-    def close(self) -> None:
-        for proc in self.relays + self.workers:
-            stop(proc)
-        if self.runtime is not None:
-            self.runtime.close()
-
-
-def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    """Stop a subprocess (SIGTERM, then SIGKILL after a grace period)."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+from tests.cluster import PARTITIONS, Cluster, stop
+from tests.conftest import api_client, wait_for_contract, wait_for_purchase
 
 
 @pytest.fixture
@@ -185,7 +86,7 @@ class Load:
                     m.RecordActivity(type="content_viewed", target_id=target),
                 ]
             try:
-                result = bus.execute(rng.choice(commands))  # type: ignore[arg-type]
+                result = bus.execute(rng.choice(commands))
             except DomainError:
                 continue
             self.accepted += 1
@@ -213,28 +114,15 @@ def assert_equals_rebuild(cluster: Cluster) -> None:
 
 def topic_positions(cluster: Cluster) -> list[int]:
     """Every envelope position on the topic (duplicates included)."""
-    consumer = KafkaConsumer(bootstrap_servers=cluster.broker.bootstrap, enable_auto_commit=False,
-                             auto_offset_reset="earliest", consumer_timeout_ms=3000)
-    partitions = [TopicPartition(cluster.topic, p) for p in range(PARTITIONS)]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning()
-    ends = consumer.end_offsets(partitions)
-    positions: list[int] = []
-    while any(consumer.position(tp) < ends[tp] for tp in partitions):
-        for records in consumer.poll(timeout_ms=1000).values():
-            for record in records:
-                value = json.loads(record.value)
-                if "position" in value:
-                    positions.append(value["position"])
-    consumer.close()
-    return positions
+    values = (json.loads(raw) for raw in cluster.topic_values())
+    return [value["position"] for value in values if "position" in value]
 
 
 def test_http_commands_become_query_results_through_kafka(cluster: Cluster) -> None:
     cluster.start_relay()
     cluster.start_worker()
     assert cluster.runtime is not None
-    with LiveServer(cluster.runtime) as live, httpx.Client(base_url=live.url, timeout=90) as http:
+    with LiveServer(cluster.runtime) as live, api_client(live.url, timeout=90) as http:
         creator = http.post("/v1/things", json={"type": "creator", "name": "Kai"}).json()
         fan = http.post("/v1/things", json={"type": "creator", "name": "Fan"}).json()
         post = http.post("/v1/content", json={"creator_id": creator["id"], "type": "blog_post",
@@ -350,7 +238,7 @@ def test_token_purchase_completes_in_distributed_mode(cluster: Cluster) -> None:
     cluster.start_worker()
     assert cluster.runtime is not None
     cluster.runtime.start_sagas()  # sandbox Stripe + in-process EVM, as `one sagas run` would
-    with LiveServer(cluster.runtime) as live, httpx.Client(base_url=live.url, timeout=90) as http:
+    with LiveServer(cluster.runtime) as live, api_client(live.url, timeout=90) as http:
         buyer = http.post("/v1/people", json={"name": "Kim", "email": "kim@example.com"}).json()
         token = http.post("/v1/things", json={"type": "token", "name": "Kim Coin",
                                               "properties": {"priceUsd": 1}}).json()

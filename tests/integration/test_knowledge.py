@@ -161,7 +161,8 @@ def test_long_text_is_chunked_and_context_returns_chunks_with_their_thing(
 
 
 def test_bad_search_input_gets_problem_details(http: httpx.Client) -> None:
-    cases = [({"q": ""}, "q"), ({"q": "  "}, "q"), ({"q": "x", "mode": "fuzzy"}, "mode"),
+    cases: list[tuple[dict[str, str | int], str]] = [
+             ({"q": ""}, "q"), ({"q": "  "}, "q"), ({"q": "x", "mode": "fuzzy"}, "mode"),
              ({"q": "x", "type": "spaceship"}, "type"), ({"q": "x", "tag": "no-colon"}, "tag"),
              ({"q": "x", "status": "flying"}, "status"), ({"q": "x", "limit": 0}, "limit"),
              ({"q": "x", "limit": 101}, "limit")]

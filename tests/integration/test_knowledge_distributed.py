@@ -20,7 +20,8 @@ from infra.database import ConnectionInfo
 from infra.kafka_broker import KafkaBroker
 from projections.knowledge.indexes import list_indexes
 from providers.local_embeddings import LocalMiniLM
-from tests.integration.test_distributed import ROOT, Cluster, stop
+from tests.cluster import ROOT, Cluster, stop
+from tests.conftest import api_client
 
 pytestmark = pytest.mark.slow
 
@@ -29,11 +30,7 @@ pytestmark = pytest.mark.slow
 def cluster(fresh_db: ConnectionInfo, kafka_broker: KafkaBroker, tmp_path: Path) -> Iterator[Cluster]:
     c = Cluster(fresh_db, kafka_broker, tmp_path)
     c.start_runtime()
-    knowledge = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "worker", "--knowledge"], cwd=ROOT, env=c.env,
-        stdout=open(c.logs / "knowledge-worker.log", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
-    )
-    c.workers.append(knowledge)
+    c.start_worker("--knowledge")
     c.start_relay()
     try:
         yield c
@@ -56,7 +53,7 @@ def create(http: httpx.Client, name: str, description: str) -> int:
 
 def test_knowledge_worker_fills_the_index_and_follows_a_reindex(cluster: Cluster) -> None:
     assert cluster.runtime is not None
-    with LiveServer(cluster.runtime) as live, httpx.Client(base_url=live.url, timeout=90) as http:
+    with LiveServer(cluster.runtime) as live, api_client(live.url, timeout=90) as http:
         create(http, "Yoga for beginners", "Gentle stretching and breathing lessons.")
         position = create(http, "Filing quarterly taxes", "How companies file tax returns on time.")
         body = search(http, "relax and stretch", position)

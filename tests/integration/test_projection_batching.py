@@ -57,13 +57,14 @@ def _log(seed: int = 3, things: int = 150, connections: int = 120, activities: i
             events.append((kind, {"metadata": {"share": rng.random(), "note": None}}))
         streams.append(events)
     for _ in range(sagas):
-        streams.append([
+        saga: list[tuple[str, dict[str, Any]]] = [
             ("token_purchase.started", {"buyer_id": "b", "token_id": "t", "amount": 5, "usd_cents": 500}),
             ("token_purchase.payment_succeeded", {}),
             ("token_purchase.step_failed", {"error": "rpc", "retry_at": START.isoformat()}),
             ("token_purchase.mint_confirmed", {}),
             ("token_purchase.completed", {}),
-        ][: rng.randint(1, 5)])
+        ]
+        streams.append(saga[: rng.randint(1, 5)])
     for _ in range(activities):
         streams.append([("activity.recorded", {"type": "content_viewed",
                                                "target_id": rng.choice([*thing_ids, None]),

@@ -14,15 +14,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
-import httpx
 import pytest
 from web3 import Web3
 
+from api.live_server import LiveServer
 from api.runtime import Runtime
 from commands import models as m
-from commands.handlers import Context
+from commands.handlers import SYSTEM_ORG_ID, Context
 from commands.purchases import AdvancePurchase
 from domain.token_purchase import TOKEN_DECIMALS, TokenPurchase
 from infra.anvil import Anvil
@@ -34,7 +35,13 @@ from providers.evm import DEV_DEPLOYER_KEY, InProcessEVMProvider, in_process_web
 from providers.stripe_sandbox import StripeSandboxClient, sandbox_gateway
 from providers.stripe_webhooks import encode_event, sign_webhook
 from sagas.purchase_driver import DriverPolicy, PurchaseDriver
-from tests.conftest import LiveServer, database_url, start_runtime, wait_for_contract, wait_for_purchase
+from tests.conftest import (
+    api_client,
+    database_url,
+    start_runtime,
+    wait_for_contract,
+    wait_for_purchase,
+)
 
 CUSTODY_SEED = b"test-custody-seed-0123456789"
 
@@ -192,8 +199,9 @@ def test_purchase_charges_mints_and_records_holdings_with_revenue_split(world: W
     with rt.reads.connection() as conn:
         from projections.queries import list_activity, token_holdings
 
-        holdings = token_holdings(conn, world.buyer)
-        revenue = list_activity(conn, target_id=world.token, type="revenue_generated")["items"]
+        org = str(SYSTEM_ORG_ID)
+        holdings = token_holdings(conn, org, world.buyer)
+        revenue = list_activity(conn, org, target_id=world.token, type="revenue_generated")["items"]
     assert [(h["token_id"], h["balance"]) for h in holdings] == [(str(world.token), 10)]
     split = {r["metadata"]["recipient"]: r["metadata"]["amount"] for r in revenue}
     # 15% fee = $0.75; $4.25 split 75/25 = $3.18 + $1.06 (cents floored); the leftover cent
@@ -212,7 +220,7 @@ def test_second_purchase_adds_to_the_balance(world: World) -> None:
     with rt.reads.connection() as conn:
         from projections.queries import token_holdings
 
-        assert [h["balance"] for h in token_holdings(conn, world.buyer)] == [10]
+        assert [h["balance"] for h in token_holdings(conn, str(SYSTEM_ORG_ID), world.buyer)] == [10]
 
 
 def test_declined_card_fails_without_minting(world: World) -> None:
@@ -233,7 +241,7 @@ def test_mint_refused_is_refunded(world: World) -> None:
 
 
 def test_failure_after_minting_burns_and_refunds(world: World) -> None:
-    def owners_unavailable(token_id: str) -> dict[str, float]:
+    def owners_unavailable(org_id: str, token_id: str) -> dict[str, float]:
         raise RuntimeError("read model unavailable")
 
     world.driver.owners_of = owners_unavailable
@@ -326,7 +334,7 @@ def _set_mining(w3: Web3, automatic: bool) -> None:
     """Pause or resume block production (anvil's RPC, or eth-tester's switch)."""
     provider = w3.provider
     if isinstance(provider, InProcessEVMProvider):
-        tester = provider.ethereum_tester
+        tester: Any = provider.ethereum_tester
         tester.enable_auto_mine_transactions() if automatic else tester.disable_auto_mine_transactions()
     else:
         w3.provider.make_request("evm_setAutomine", [automatic])  # type: ignore[arg-type]
@@ -343,7 +351,8 @@ def test_mint_not_mined_yet_waits_on_a_durable_timer_then_confirms(world: World)
     finally:
         _set_mining(world.w3, True)
     if isinstance(world.w3.provider, InProcessEVMProvider):
-        world.w3.provider.ethereum_tester.mine_blocks()
+        tester: Any = world.w3.provider.ethereum_tester
+        tester.mine_blocks()
     assert world.run(saga_id).status == "completed"
     assert world.supply() == 3 * 10**TOKEN_DECIMALS
 
@@ -368,7 +377,7 @@ def test_chain_node_down_is_retried_then_completes(world: World) -> None:
     assert world.run(saga_id).status == "completed"
 
 
-def _webhooks(view: dict[str, object]) -> list[dict[str, object]]:
+def _webhooks(view: dict[str, object]) -> list[dict[str, Any]]:
     intent = {"id": view["payment_id"], "object": "payment_intent",
               "metadata": {"saga_id": view["id"]}, "status": "succeeded"}
     succeeded = {"id": "evt_1", "type": "payment_intent.succeeded", "data": {"object": intent}}
@@ -383,7 +392,7 @@ def test_http_purchase_completes(fresh_db: ConnectionInfo) -> None:
     # the saga runner and token deployer run in the background, as in `one serve`
     rt = start_runtime(fresh_db, run_sagas=True, stripe_webhook_secret=secret)
     try:
-        with LiveServer(rt) as live, httpx.Client(base_url=live.url, timeout=30) as http:
+        with LiveServer(rt) as live, api_client(live.url, timeout=30) as http:
             buyer = http.post("/v1/people", json={"name": "Al", "email": "al@example.com"}).json()
             token = http.post("/v1/things", json={"type": "token", "name": "Al Coin",
                                                   "properties": {"priceUsd": 2}}).json()

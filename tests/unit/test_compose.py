@@ -36,7 +36,7 @@ def test_app_services_use_variables_that_settings_read() -> None:
     for name in ("api", "relay", "worker", "sagas"):
         service = _compose()["services"][name]
         assert set(service["environment"]) <= read, name
-        assert {"DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS"} <= set(service["environment"])
+        assert {"DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "ONE_BOOTSTRAP_KEY"} <= set(service["environment"])
         assert service["depends_on"]["kafka"]["condition"] == "service_healthy"
     sagas = _compose()["services"]["sagas"]
     assert sagas["environment"]["CHAIN_RPC_URL"] == "http://anvil:8545"

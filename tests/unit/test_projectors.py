@@ -104,7 +104,7 @@ def test_tags_attach_one_statement_per_tag() -> None:
         assert "INSERT INTO thing_tags" in sql and "INSERT INTO tags" in sql
         assert "WHERE thing_tags.version < excluded.version" in sql
         assert params == {"thing": STREAM, "tag": tag, "version": 1, "at": AT,
-                          "category": category, "value": value}
+                          "category": category, "value": value, "org": ORG}
     tagged = project_tags(env("thing.tagged", {"tags": ["topic:a:b"]}))
     assert tagged[0][1]["category"] == "topic" and tagged[0][1]["value"] == "a:b"
 
@@ -200,12 +200,14 @@ def test_things_and_connections_ignore_unrelated_types(type: str) -> None:
 
 
 def test_registry_lists_each_projection_with_its_tables() -> None:
-    assert set(PROJECTIONS) == {"things", "tags", "connections", "activity", "sagas"}
+    assert set(PROJECTIONS) == {"things", "tags", "connections", "activity", "sagas",
+                                "organizations", "people", "api_keys"}
     assert PROJECTIONS["tags"].tables == ("tags", "thing_tags")
     assert all(p.name == name for name, p in PROJECTIONS.items())
     handled = set().union(*(p.handles for p in PROJECTIONS.values()))
     assert {"thing.created", "connection.reestablished", "activity.recorded"} <= handled
-    assert "organization.created" not in handled
+    assert {"organization.created", "person.erased", "api_key.revoked"} <= handled
+    assert "username.claimed" not in handled  # claims are write-side only
 
 
 def test_split_patch() -> None:
