@@ -10,12 +10,14 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from api.auth import PERMISSION_KEY
+from api.auth import PERMISSION_KEY, authenticate
 from api.limits import BodySizeLimit
 from api.metrics import render_metrics
+from api.openapi import document_authentication
 from api.problems import install_problem_handlers
 from api.routes import identity, knowledge, purchases, reads, writes
 from api.runtime import Runtime
+from domain.permissions import PUBLIC
 from infra.settings import Settings
 
 
@@ -40,6 +42,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
                    purchases.router, purchases.webhooks, knowledge.router):
         app.include_router(router)
     _require_permissions(app)
+    document_authentication(app)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
@@ -69,8 +72,15 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
 
 
 def _require_permissions(app: FastAPI) -> None:
-    """Every /v1 route names its action of the permission matrix (or is public)."""
+    """Every /v1 route names its action of the permission matrix, and authenticates before
+    anything else unless the action is public."""
     for route in app.routes:
-        if (isinstance(route, APIRoute) and route.path.startswith("/v1")
-                and PERMISSION_KEY not in (route.openapi_extra or {})):
-            raise RuntimeError(f"{sorted(route.methods or ())} {route.path} names no permission")
+        if not (isinstance(route, APIRoute) and route.path.startswith("/v1")):
+            continue
+        where = f"{sorted(route.methods or ())} {route.path}"
+        action = (route.openapi_extra or {}).get(PERMISSION_KEY)
+        if action is None:
+            raise RuntimeError(f"{where} names no permission")
+        first = route.dependant.dependencies[0].call if route.dependant.dependencies else None
+        if action != PUBLIC and first is not authenticate:
+            raise RuntimeError(f"{where} does not authenticate first")

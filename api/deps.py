@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
-from api.auth import CallerDep
+from api.auth import caller_of
 from api.problems import Problem
 from api.runtime import Runtime
 from commands.bus import CommandResult, request_fingerprint
@@ -39,11 +40,12 @@ def parse_if_match(value: str | None) -> int | None:
 
 
 async def command_context(
-    caller: CallerDep,
+    request: Request,
     if_match: Annotated[str | None, Header()] = None,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Context:
     """Actor, role and organization (from the key), expected version and idempotency key."""
+    caller = caller_of(request)
     return Context(
         actor_id=caller.actor_id, org_id=caller.org_id, role=caller.role,
         expected_version=parse_if_match(if_match), idempotency_key=idempotency_key,
@@ -53,14 +55,14 @@ async def command_context(
 ContextDep = Annotated[Context, Depends(command_context)]
 
 
-async def run_command(request: Request, rt: Runtime, ctx: Context, command: Any,
-                      sent: Any = None) -> CommandResult:
-    """Run a command through the bus, fingerprinted for idempotency by what the client `sent`
-    (default: the command itself) and the organization."""
+async def run_command(request: Request, ctx: Context, command: Any, sent: Any = None) -> CommandResult:
+    """Run a command through the app's bus, fingerprinted for idempotency by what the client
+    `sent` (default: the command itself) and the organization."""
     fingerprint = request_fingerprint(
         request.method, request.url.path, ctx.org_id, type(command).__name__,
         (sent or command).model_dump(mode="json"),
     )
+    rt: Runtime = request.app.state.runtime
     return await rt.bus.execute_async(command, replace(ctx, request_hash=fingerprint))
 
 
@@ -72,15 +74,14 @@ def command_response(result: CommandResult, **extra: Any) -> JSONResponse:
     return JSONResponse({**result.body, **extra}, status_code=result.status, headers=headers)
 
 
-async def send_command(
-    request: Request, rt: Runtime, ctx: Context, command: Any
-) -> JSONResponse:
+async def send_command(request: Request, ctx: Context, command: Any) -> JSONResponse:
     """Run a command and answer with its result (replays are identical)."""
-    return command_response(await run_command(request, rt, ctx, command))
+    return command_response(await run_command(request, ctx, command))
 
 
-def clean_query(request: Request) -> None:
-    """Refuse query parameters PostgreSQL cannot compare or store (NUL characters)."""
+async def clean_query(request: Request) -> None:
+    """Refuse query parameters PostgreSQL cannot compare or store (NUL characters). (Async:
+    CPU-light work needs no hop to the thread pool.)"""
     for name, value in request.query_params.multi_items():
         if "\x00" in name or "\x00" in value:
             raise Problem(422, "validation_error", "query parameters must not contain NUL",
@@ -98,10 +99,18 @@ async def consistent_read(
         await rt.wait_for(wanted)
 
 
-def read_connection(rt: RuntimeDep) -> Iterator[Conn]:
-    """A pooled read connection for the duration of the request."""
-    with rt.reads.connection() as conn:
+async def read_connection(rt: RuntimeDep) -> AsyncIterator[Conn]:
+    """A pooled read connection for the duration of the request.
+
+    It is taken outside the thread pool that runs the (sync) query routes and handed back on the
+    event loop: a request waiting for a connection must never hold a thread that a request
+    holding a connection needs to finish (with more waiting requests than threads, that
+    deadlocked until the pool's timeout)."""
+    conn = await asyncio.to_thread(rt.reads.getconn)
+    try:
         yield conn
+    finally:
+        rt.reads.putconn(conn)
 
 
 ReadDep = Annotated[Conn, Depends(read_connection)]

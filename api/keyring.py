@@ -2,9 +2,10 @@
 says otherwise.
 
 The log is the authority (a key issued a moment ago works at once, in any process and either
-mode). Each API process follows the log for the events that change what a key may do — a key
-issued, revoked or re-hashed; a person's role or account status changed, a person deleted or
-erased — and drops the affected cache entries, normally within milliseconds of the append. If
+mode). Each API process caches the principal of every key that authenticated, follows the log for
+the events that change what a key may do — a key revoked or re-hashed; a person's role or account
+status changed, a person deleted or erased — and drops the affected entries, normally within
+milliseconds of the append. If
 the follower has not caught up for half a second (the database is slow, the connection broke),
 the cache is bypassed, so a revocation takes effect everywhere within a second in any case.
 """
@@ -18,7 +19,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 STALE_AFTER_S = 0.5
 """Beyond this the follower is not trusted: entries are read from the log again."""
 _MAX_ENTRIES = 100_000
-_KEY_TOPICS = tuple(get_topic(c) for c in (ApiKey.Issued, ApiKey.Revoked, ApiKey.Rehashed))
+_KEY_TOPICS = tuple(get_topic(c) for c in (ApiKey.Revoked, ApiKey.Rehashed))
 _PERSON_TOPICS = tuple(get_topic(c) for c in (Person.RoleChanged, Person.StatusChanged,
                                                Person.Deleted, Person.Erased))
 
@@ -58,30 +58,6 @@ class Principal:
     expires_at: datetime | None
 
 
-@dataclass(frozen=True)
-class _Key:
-    secret_hash: str
-    person_id: str
-    kind: str
-    expires_at: datetime | None
-    revoked: bool
-
-
-@dataclass(frozen=True)
-class _Holder:
-    org_id: str
-    role: str
-    status: str
-    live: bool
-
-
-class _Miss:
-    """Marks an entry that must be read from the log."""
-
-
-_MISS = _Miss()
-
-
 class KeyRing:
     """Authenticates bearer keys for one API process."""
 
@@ -90,8 +66,10 @@ class KeyRing:
         self.event_log = event_log
         self.db = db
         self.clock = clock
-        self._keys: dict[UUID, _Key | None] = {}
-        self._holders: dict[UUID, _Holder | None] = {}
+        self._granted: dict[UUID, tuple[str, Principal]] = {}
+        """key id → (its hash, its principal), for keys that authenticated."""
+        self._keys_of: dict[str, set[UUID]] = {}
+        """person id → their granted key ids (to forget them when the person changes)."""
         self._orgs: set[str] = set()
         self._lock = threading.Lock()
         self._epoch = 0
@@ -101,80 +79,64 @@ class KeyRing:
 
     # ---- authentication ------------------------------------------------------------------
 
-    def cached(self, token: str) -> bool:
-        """Whether `authenticate(token)` can answer without reading the log."""
-        key = self._cached(self._keys, key_id_of(token))
-        return isinstance(key, _Key) and not isinstance(
-            self._cached(self._holders, UUID(key.person_id)), _Miss)
+    def cached(self, token: str) -> Principal | None:
+        """The principal of a key that authenticated before and has not changed since (checked
+        against its hash and expiry), or None: then call `authenticate`."""
+        if time.monotonic() - self._fresh_at > STALE_AFTER_S:
+            return None
+        entry = self._granted.get(key_id_of(token))
+        if entry is None or not token_matches(token, entry[0]):
+            return None
+        principal = entry[1]
+        if principal.expires_at is not None and principal.expires_at <= self.clock():
+            return None
+        return principal
 
     def authenticate(self, token: str) -> Principal:
-        """The principal of a presented key; Unauthenticated or AccountSuspended otherwise."""
+        """The principal of a presented key, read from the log; Unauthenticated or
+        AccountSuspended otherwise."""
         key_id = key_id_of(token)
-        key = self._entry(self._keys, key_id, self._load_key)
-        if key is None or not token_matches(token, key.secret_hash):
+        epoch = self._epoch
+        key = self._aggregate(key_id)
+        if not isinstance(key, ApiKey) or not token_matches(token, key.secret_hash):
             raise Unauthenticated("the key is not valid")
         if key.revoked:
             raise Unauthenticated("the key was revoked")
-        if key.expires_at is not None and key.expires_at <= self.clock():
+        if key.expired(self.clock()):
             raise Unauthenticated("the key has expired")
-        holder = self._entry(self._holders, UUID(key.person_id), self._load_holder)
-        if holder is None or not holder.live:
+        holder = self._aggregate(UUID(key.person_id))
+        if not isinstance(holder, Person) or not holder.live:
             raise Unauthenticated("the key's person no longer exists")
-        if holder.status in BLOCKED_STATUSES:
-            raise AccountSuspended(f"the account is {holder.status}", "Authorization")
-        return Principal(str(key_id), key.kind, key.person_id, holder.org_id, holder.role,
-                         key.expires_at)
+        if holder.account_status in BLOCKED_STATUSES:
+            raise AccountSuspended(f"the account is {holder.account_status}", "Authorization")
+        expires = None if key.expires_at is None else datetime.fromisoformat(key.expires_at)
+        principal = Principal(str(key_id), key.kind, key.person_id, holder.org_id, holder.role, expires)
+        with self._lock:
+            if self._epoch == epoch:  # nothing was invalidated while we read: safe to keep
+                if len(self._granted) >= _MAX_ENTRIES:
+                    self._granted.clear()
+                    self._keys_of.clear()
+                self._granted[key_id] = (key.secret_hash, principal)
+                self._keys_of.setdefault(key.person_id, set()).add(key_id)
+        return principal
 
     def organization_exists(self, org_id: str) -> bool:
         """Whether an organization has this id (organizations are never deleted)."""
         if org_id in self._orgs:
             return True
-        try:
-            found = isinstance(self.event_log.repository.get(UUID(org_id)), Organization)
-        except AggregateNotFoundError:
-            return False
+        found = isinstance(self._aggregate(UUID(org_id)), Organization)
         if found:
             self._orgs.add(org_id)
         return found
 
     def forget(self, *stream_ids: UUID) -> None:
-        """Drop cache entries now (this process just changed them)."""
+        """Drop what is cached about these keys or people (this process just changed them)."""
         with self._lock:
             self._epoch += 1
             for stream_id in stream_ids:
-                self._keys.pop(stream_id, None)
-                self._holders.pop(stream_id, None)
-
-    def _cached(self, table: dict[UUID, Any], id_: UUID) -> Any:
-        if time.monotonic() - self._fresh_at > STALE_AFTER_S:
-            return _MISS
-        return table.get(id_, _MISS)
-
-    def _entry(self, table: dict[UUID, Any], id_: UUID, load: Callable[[UUID], Any]) -> Any:
-        found = self._cached(table, id_)
-        if not isinstance(found, _Miss):
-            return found
-        epoch = self._epoch
-        value = load(id_)
-        with self._lock:
-            if self._epoch == epoch:  # nothing was invalidated while we read: safe to keep
-                if len(table) >= _MAX_ENTRIES:
-                    table.clear()
-                table[id_] = value
-        return value
-
-    def _load_key(self, key_id: UUID) -> _Key | None:
-        key = self._aggregate(key_id)
-        if not isinstance(key, ApiKey):
-            return None
-        expires = None if key.expires_at is None else datetime.fromisoformat(key.expires_at)
-        return _Key(key.secret_hash, key.person_id, key.kind, expires, key.revoked)
-
-    def _load_holder(self, person_id: UUID) -> _Holder | None:
-        person = self._aggregate(person_id)
-        if not isinstance(person, Person):
-            return None
-        return _Holder(person.org_id, person.role, person.account_status, person.live)
+                self._granted.pop(stream_id, None)
+                for key_id in self._keys_of.pop(str(stream_id), ()):
+                    self._granted.pop(key_id, None)
 
     def _aggregate(self, stream_id: UUID) -> object:
         try:
@@ -209,8 +171,8 @@ class KeyRing:
             position = recorder.max_notification_id() or 0
             with self._lock:  # what was cached before we listened may be stale
                 self._epoch += 1
-                self._keys.clear()
-                self._holders.clear()
+                self._granted.clear()
+                self._keys_of.clear()
             while not self._stop.is_set():
                 position = self._poll(position)
                 for _ in listener.notifies(timeout=0.2, stop_after=1):

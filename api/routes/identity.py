@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from api.auth import Authenticated, CallerDep, permission
+from api.auth import Authenticated, caller_of, permission
 from api.deps import (
     CleanQuery,
     Consistent,
@@ -45,17 +45,17 @@ Resp = JSONResponse
 
 
 @router.post("/organizations", status_code=201, openapi_extra=permission("organizations.create"))
-async def create_organization(request: Request, body: m.CreateOrganization, rt: RuntimeDep,
+async def create_organization(request: Request, body: m.CreateOrganization,
                               ctx: ContextDep) -> Resp:
     """Found an organization (platform owners)."""
-    return await send_command(request, rt, ctx, body)
+    return await send_command(request, ctx, body)
 
 
 @router.patch("/organizations/{org_id}", openapi_extra=permission("organizations.update"))
 async def update_organization(request: Request, org_id: UUID, body: m.OrganizationPatch,
-                              rt: RuntimeDep, ctx: ContextDep) -> Resp:
+                              ctx: ContextDep) -> Resp:
     """Rename / re-plan an organization."""
-    return await send_command(request, rt, ctx, m.UpdateOrganization(id=org_id, **dict(body)))
+    return await send_command(request, ctx, m.UpdateOrganization(id=org_id, **dict(body)))
 
 
 @reads.get("/organizations", openapi_extra=permission("organizations.list"))
@@ -65,8 +65,9 @@ def list_organizations(conn: ReadDep, limit: Limit = 50, cursor: str | None = No
 
 
 @reads.get("/organizations/{org_id}", openapi_extra=permission("organizations.read"))
-def get_organization(org_id: UUID, conn: ReadDep, caller: CallerDep) -> Resp:
+def get_organization(org_id: UUID, conn: ReadDep, request: Request) -> Resp:
     """An organization: the caller's own (a platform owner may read any)."""
+    caller = caller_of(request)
     mine = caller.reach is Reach.ANY or str(org_id) == caller.org_id
     return found(q.get_organization(conn, org_id) if mine else None, "organization", org_id)
 
@@ -75,19 +76,19 @@ def get_organization(org_id: UUID, conn: ReadDep, caller: CallerDep) -> Resp:
 
 
 @router.post("/people", status_code=201, openapi_extra=permission("people.create"))
-async def create_person(request: Request, body: m.CreatePerson, rt: RuntimeDep,
+async def create_person(request: Request, body: m.CreatePerson,
                         ctx: ContextDep) -> Resp:
     """Register a person in the caller's organization (their personal fields are sealed in the
     log with a key of theirs)."""
-    return await send_command(request, rt, ctx, body)
+    return await send_command(request, ctx, body)
 
 
 @router.patch("/people/{person_id}", openapi_extra=permission("people.update"))
-async def update_person(request: Request, person_id: UUID, body: m.PersonPatch, rt: RuntimeDep,
+async def update_person(request: Request, person_id: UUID, body: m.PersonPatch,
                         ctx: ContextDep) -> Resp:
     """Change a person's fields and profile (a null removes a field)."""
     fields = body.model_dump(exclude_unset=True)
-    return await send_command(request, rt, ctx, m.UpdatePerson(id=person_id, **fields))
+    return await send_command(request, ctx, m.UpdatePerson(id=person_id, **fields))
 
 
 @router.put("/people/{person_id}/role", openapi_extra=permission("people.change_role"))
@@ -123,16 +124,17 @@ async def erase_personal_data(request: Request, person_id: UUID, rt: RuntimeDep,
 async def _about_person(request: Request, rt: RuntimeDep, ctx: Context, person_id: UUID,
                         command: m.StrictModel) -> Resp:
     """Run a command that changes what a person's keys may do, and forget them here at once."""
-    response = await send_command(request, rt, ctx, command)
+    response = await send_command(request, ctx, command)
     rt.keyring.forget(person_id)
     return response
 
 
 @reads.get("/people", openapi_extra=permission("people.list"))
-def list_people(conn: ReadDep, caller: CallerDep, role: str | None = None,
+def list_people(conn: ReadDep, request: Request, role: str | None = None,
                 status: str | None = None, include_deleted: bool = False, limit: Limit = 50,
                 cursor: str | None = None) -> Resp:
     """The organization's people, newest first, by role and account status."""
+    caller = caller_of(request)
     page = q.list_people(conn, caller.org_id, role=role, status=status,
                          include_deleted=include_deleted, limit=limit, cursor=cursor)
     page["items"] = [q.person_view(row, caller.actor_id, caller.role) for row in page["items"]]
@@ -140,17 +142,19 @@ def list_people(conn: ReadDep, caller: CallerDep, role: str | None = None,
 
 
 @reads.get("/people/{person_id}", openapi_extra=permission("people.read"))
-def get_person(person_id: UUID, conn: ReadDep, caller: CallerDep) -> Resp:
+def get_person(person_id: UUID, conn: ReadDep, request: Request) -> Resp:
     """A person as the caller may see them (profile visibility applies)."""
+    caller = caller_of(request)
     row = q.get_person(conn, caller.org_id, person_id)
     return found(None if row is None else q.person_view(row, caller.actor_id, caller.role),
                  "person", person_id)
 
 
 @reads.get("/me", openapi_extra=permission("me.read"))
-def me(conn: ReadDep, caller: CallerDep) -> Resp:
+def me(conn: ReadDep, request: Request) -> Resp:
     """The caller: their person (null until projected; use `?after=`), role, organization and
     key."""
+    caller = caller_of(request)
     principal = caller.principal
     row = q.get_person(conn, principal.org_id, principal.person_id)
     return JSONResponse({
@@ -167,20 +171,21 @@ def me(conn: ReadDep, caller: CallerDep) -> Resp:
 
 
 @router.post("/keys", status_code=201, openapi_extra=permission("keys.create"))
-async def create_key(request: Request, body: m.ApiKeyBody, rt: RuntimeDep, ctx: ContextDep) -> Resp:
+async def create_key(request: Request, body: m.ApiKeyBody, ctx: ContextDep) -> Resp:
     """Issue an API key. Its secret is in this response only (`key`); the platform keeps its
     hash. A replay by Idempotency-Key answers the same key without its secret."""
     key_id = uuid4()
     token = new_token(key_id)
     command = m.IssueApiKey(id=key_id, secret_hash=hash_token(token), **dict(body))
-    result = await run_command(request, rt, ctx, command, sent=body)
+    result = await run_command(request, ctx, command, sent=body)
     return command_response(result, key=None if result.replayed else token)
 
 
 @reads.get("/keys", openapi_extra=permission("keys.list"))
-def list_keys(conn: ReadDep, caller: CallerDep, person_id: UUID | None = None,
+def list_keys(conn: ReadDep, request: Request, person_id: UUID | None = None,
               include_revoked: bool = False, limit: Limit = 50, cursor: str | None = None) -> Resp:
     """API keys of the organization (a customer or org user sees their own); never secrets."""
+    caller = caller_of(request)
     person = caller.actor_id if caller.self_only else (None if person_id is None else str(person_id))
     return JSONResponse(q.list_api_keys(conn, caller.org_id, person_id=person,
                                         include_revoked=include_revoked, limit=limit, cursor=cursor))
@@ -189,7 +194,7 @@ def list_keys(conn: ReadDep, caller: CallerDep, person_id: UUID | None = None,
 @router.delete("/keys/{key_id}", openapi_extra=permission("keys.revoke"))
 async def revoke_key(request: Request, key_id: UUID, rt: RuntimeDep, ctx: ContextDep) -> Resp:
     """Revoke a key: refused everywhere within a second (here at once)."""
-    response = await send_command(request, rt, ctx, m.RevokeApiKey(id=key_id))
+    response = await send_command(request, ctx, m.RevokeApiKey(id=key_id))
     rt.keyring.forget(key_id)
     return response
 

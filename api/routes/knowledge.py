@@ -7,11 +7,11 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from api.auth import Authenticated, CallerDep, permission
+from api.auth import Authenticated, caller_of, permission
 from api.deps import CleanQuery, RuntimeDep
 from api.problems import Problem
 from api.runtime import Runtime
@@ -71,7 +71,7 @@ def _described(index: KnowledgeIndex, body: dict[str, Any]) -> JSONResponse:
 
 @router.get("/search", openapi_extra=permission("knowledge.search"))
 async def search_things(
-    rt: RuntimeDep, caller: CallerDep,
+    rt: RuntimeDep, request: Request,
     q: Annotated[str, Query(min_length=1, max_length=1000, description="what to look for")],
     mode: Mode = "hybrid",
     type: str | None = None, tag: str | None = None, status: str | None = None,
@@ -80,6 +80,7 @@ async def search_things(
     x_after_position: Annotated[int | None, Header(ge=0)] = None,
 ) -> JSONResponse:
     """Things by meaning (semantic), by words (keyword) or both fused by reciprocal rank (hybrid)."""
+    caller = caller_of(request)
     if not q.strip():
         raise Problem(422, "validation_error", "q must not be blank", "q")
     filters = filters_of(type, tag, status, caller.org_id)
@@ -90,8 +91,9 @@ async def search_things(
 
 
 @router.post("/knowledge/context", openapi_extra=permission("knowledge.search"))
-async def knowledge_context(rt: RuntimeDep, caller: CallerDep, body: ContextRequest) -> JSONResponse:
+async def knowledge_context(rt: RuntimeDep, request: Request, body: ContextRequest) -> JSONResponse:
     """The chunks nearest to a question, each with its thing (context for a clone's answer)."""
+    caller = caller_of(request)
     if not body.question.strip():
         raise Problem(422, "validation_error", "question must not be blank", "question")
     filters = filters_of(body.type, body.tag, body.status, caller.org_id)

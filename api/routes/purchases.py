@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
-from api.auth import Authenticated, CallerDep, permission
+from api.auth import Authenticated, caller_of, permission
 from api.deps import ContextDep, RuntimeDep, send_command
 from api.problems import Problem
 from commands.models import StartTokenPurchase
@@ -26,16 +26,17 @@ webhooks = APIRouter(prefix="/v1", tags=["token purchases"])
 async def start_purchase(request: Request, body: StartTokenPurchase, rt: RuntimeDep,
                          ctx: ContextDep) -> JSONResponse:
     """Start buying tokens: charge the card, mint, record holdings (runs asynchronously)."""
-    response = await send_command(request, rt, ctx, body)
+    response = await send_command(request, ctx, body)
     if rt.sagas is not None and response.status_code == 202:
         rt.sagas.poke(UUID(json.loads(bytes(response.body))["id"]))
     return response
 
 
 @router.get("/token-purchases/{purchase_id}", openapi_extra=permission("purchases.read"))
-def get_purchase(purchase_id: UUID, rt: RuntimeDep, caller: CallerDep) -> JSONResponse:
+def get_purchase(purchase_id: UUID, rt: RuntimeDep, request: Request) -> JSONResponse:
     """A purchase's status (running, completed, failed, compensated, parked) and every step; a
     customer sees their own purchases."""
+    caller = caller_of(request)
     view = purchase_view(rt.event_log, purchase_id, caller.org_id)
     if view is None:
         raise Problem(404, "not_found", f"token purchase {purchase_id} not found", "id")

@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from api.auth import Authenticated, CallerDep, permission
+from api.auth import Authenticated, caller_of, permission
 from api.deps import CleanQuery, Consistent, ReadDep, RuntimeDep
 from api.problems import Problem
 from api.status import collect_status
@@ -28,68 +28,76 @@ def found(row: Any, what: str, ident: UUID) -> JSONResponse:
 
 
 @router.get("/things/{thing_id}", openapi_extra=permission("things.read"))
-def get_thing(thing_id: UUID, conn: ReadDep, caller: CallerDep, include: str | None = None) -> JSONResponse:
+def get_thing(thing_id: UUID, conn: ReadDep, request: Request, include: str | None = None) -> JSONResponse:
     """One thing; `?include=connections` adds its incoming and outgoing edges."""
+    caller = caller_of(request)
     return found(q.get_thing(conn, caller.org_id, thing_id, include == "connections"), "thing", thing_id)
 
 
 @router.get("/things", openapi_extra=permission("things.read"))
 def list_things(
-    conn: ReadDep, caller: CallerDep, type: str | None = None, status: str | None = None,
+    conn: ReadDep, request: Request, type: str | None = None, status: str | None = None,
     tag: str | None = None, include_deleted: bool = False, limit: Limit = 50,
     cursor: str | None = None,
 ) -> JSONResponse:
     """Things newest first, by type / status / tag, with cursor pagination."""
+    caller = caller_of(request)
     page = q.list_things(conn, caller.org_id, type=type, status=status, tag=tag,
                          include_deleted=include_deleted, limit=limit, cursor=cursor)
     return JSONResponse(page)
 
 
 @router.get("/things/{thing_id}/activity", openapi_extra=permission("events.read"))
-def thing_activity(thing_id: UUID, conn: ReadDep, caller: CallerDep, type: str | None = None,
+def thing_activity(thing_id: UUID, conn: ReadDep, request: Request, type: str | None = None,
                    limit: Limit = 50, cursor: str | None = None) -> JSONResponse:
     """A thing's interaction history (views, likes, purchases, lifecycle), newest first; a
     customer sees their own interactions."""
+    caller = caller_of(request)
     page = q.list_activity(conn, caller.org_id, target_id=thing_id, type=type, limit=limit,
                            cursor=cursor, actor_id=caller.actor_id if caller.self_only else None)
     return JSONResponse(page)
 
 
 @router.get("/creators/{creator_id}", openapi_extra=permission("things.read"))
-def creator(creator_id: UUID, conn: ReadDep, caller: CallerDep) -> JSONResponse:
+def creator(creator_id: UUID, conn: ReadDep, request: Request) -> JSONResponse:
     """A creator with their content and follower count."""
+    caller = caller_of(request)
     return found(q.creator_profile(conn, caller.org_id, creator_id), "creator", creator_id)
 
 
 @router.get("/holders/{holder_id}/tokens", openapi_extra=permission("things.read"))
-def holdings(holder_id: UUID, conn: ReadDep, caller: CallerDep) -> JSONResponse:
+def holdings(holder_id: UUID, conn: ReadDep, request: Request) -> JSONResponse:
     """A user's token holdings with balances."""
+    caller = caller_of(request)
     return JSONResponse({"items": q.token_holdings(conn, caller.org_id, holder_id)})
 
 
 @router.get("/connections/{conn_id}", openapi_extra=permission("connections.read"))
-def get_connection(conn_id: UUID, conn: ReadDep, caller: CallerDep) -> JSONResponse:
+def get_connection(conn_id: UUID, conn: ReadDep, request: Request) -> JSONResponse:
     """One connection."""
+    caller = caller_of(request)
     return found(q.get_connection(conn, caller.org_id, conn_id), "connection", conn_id)
 
 
 @router.get("/connections", openapi_extra=permission("connections.read"))
-def list_connections(conn: ReadDep, caller: CallerDep, from_id: UUID | None = None,
+def list_connections(conn: ReadDep, request: Request, from_id: UUID | None = None,
                      to_id: UUID | None = None, type: str | None = None,
                      limit: Limit = 100) -> JSONResponse:
     """Live connections by endpoint and type."""
+    caller = caller_of(request)
     rows = q.list_connections(conn, caller.org_id, from_id=from_id, to_id=to_id, type=type,
                               limit=limit)
     return JSONResponse({"items": rows})
 
 
 @router.get("/events", openapi_extra=permission("events.read"))
-def list_events(conn: ReadDep, caller: CallerDep, type: str | None = None,
+def list_events(conn: ReadDep, request: Request, type: str | None = None,
                 actor_id: str | None = None, target_id: UUID | None = None,
                 since: datetime | None = None, until: datetime | None = None, limit: Limit = 50,
                 cursor: str | None = None) -> JSONResponse:
     """The activity table, newest first, by type / actor / target / time range; a customer sees
     their own activity."""
+    caller = caller_of(request)
     if caller.self_only:
         actor_id = caller.actor_id
     page = q.list_activity(conn, caller.org_id, type=type, actor_id=actor_id, target_id=target_id,
@@ -98,16 +106,18 @@ def list_events(conn: ReadDep, caller: CallerDep, type: str | None = None,
 
 
 @router.get("/analytics/payments", openapi_extra=permission("analytics.read"))
-def payments(conn: ReadDep, caller: CallerDep, since: datetime | None = None,
+def payments(conn: ReadDep, request: Request, since: datetime | None = None,
              until: datetime | None = None) -> JSONResponse:
     """payment_processed events by status over a time range: count and total amount."""
+    caller = caller_of(request)
     return JSONResponse({"by_status": q.payment_analytics(conn, caller.org_id, since, until)})
 
 
 @router.get("/tags", openapi_extra=permission("things.read"))
-def tags(conn: ReadDep, caller: CallerDep, category: str | None = None,
+def tags(conn: ReadDep, request: Request, category: str | None = None,
          limit: Limit = 100) -> JSONResponse:
     """The organization's tag catalogue with usage counts."""
+    caller = caller_of(request)
     return JSONResponse({"items": q.list_tags(conn, caller.org_id, category, limit)})
 
 
