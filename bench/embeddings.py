@@ -19,11 +19,11 @@ from typing import Any
 import onnxruntime
 
 from api.embeddings_server import create_embeddings_app
-from api.live_server import LiveServer
 from bench.common import _cpu_model, fmt_ms, fmt_rate, median_run, note, print_table
 from providers.embeddings import Embedder
 from providers.local_embeddings import MAX_TOKENS, MODEL_ID, LocalMiniLM
 from providers.openai_embeddings import OpenAIEmbedder
+from tests.support.live_server import LiveServer
 
 WORDS = ["course", "lesson", "creator", "video", "podcast", "membership", "community", "token", "payment",
          "fitness", "yoga", "finance", "music", "cooking", "design", "beginner", "advanced", "weekly",

@@ -31,7 +31,6 @@ from fastapi import APIRouter, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import CleanQuery, Consistent, ReadDep, parse_if_match, send_command
-from api.live_server import LiveServer
 from api.routes.reads import found
 from bench.common import (
     AUTH,
@@ -51,6 +50,7 @@ from bench.common import (
 from commands.handlers import SYSTEM_ACTOR_ID, SYSTEM_ORG_ID, Context
 from commands.models import CreateThing
 from projections import queries as q
+from tests.support.live_server import LiveServer
 
 
 def thing_body(i: int) -> bytes:

@@ -24,13 +24,13 @@ from bench.common import (
     print_table,
 )
 from commands import models as m
-from infra.anvil import Anvil
 from providers.chain import Web3Ledger, http_web3
 from providers.evm import DEV_DEPLOYER_KEY
 from providers.stripe_sandbox import StripeSandboxClient, sandbox_gateway
 from sagas.purchase_driver import DriverPolicy, PurchaseDriver
 from sagas.runner import SagaRunner
 from sagas.views import purchase_view
+from tests.support.anvil import Anvil
 
 
 def setup(rt: Runtime, ledger: Web3Ledger) -> tuple[UUID, UUID]:
@@ -48,7 +48,7 @@ def setup(rt: Runtime, ledger: Web3Ledger) -> tuple[UUID, UUID]:
 
 def run_sagas(rt: Runtime, driver: PurchaseDriver, threads: int, ids: list[UUID]) -> float:
     """Drive the sagas with the background runner; seconds until all are terminal."""
-    runner = SagaRunner(driver, rt.reads, threads=threads, scan_interval_s=0.02).start()
+    runner = SagaRunner(driver, rt.reads, rt.db, threads=threads, scan_interval_s=0.02).start()
     t0 = time.perf_counter()
     for saga_id in ids:
         runner.poke(saga_id)

@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from api.live_server import LiveServer
 from bench.common import (
     AUTH,
     LATENCY_HEADERS,
@@ -46,6 +45,7 @@ from bench.common import (
 from bench.common import TAGS as TAG_POOL
 from bench.common import THING_TYPES as TYPE_POOL
 from commands.handlers import SYSTEM_ORG_ID
+from tests.support.live_server import LiveServer
 
 ORG = str(SYSTEM_ORG_ID)
 """The organization the data set is loaded into (the platform owner's)."""

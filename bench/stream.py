@@ -23,7 +23,6 @@ import httpx
 import psycopg
 from kafka import KafkaProducer
 
-from api.live_server import LiveServer
 from api.runtime import Runtime
 from bench.common import (
     AUTH,
@@ -37,12 +36,13 @@ from bench.common import (
 )
 from commands import models as m
 from infra.database import ConnectionInfo
-from infra.kafka_broker import KafkaBroker
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS
 from projections.store import reset_projection
 from streams.relay import KafkaTarget, Relay, ensure_topic
 from streams.watermarks import lowest_watermark
+from tests.support.kafka_broker import KafkaBroker
+from tests.support.live_server import LiveServer
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTITIONS = 8

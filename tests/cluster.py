@@ -4,23 +4,22 @@ in distributed mode, and `one relay` / `one worker` subprocesses."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from api.runtime import Runtime
 from infra.database import ConnectionInfo
-from infra.kafka_broker import KafkaBroker
 from infra.settings import Settings
 from streams.watermarks import lowest_watermark
 from tests.conftest import BOOTSTRAP_KEY, database_url
+from tests.support.kafka_broker import KafkaBroker
+from tests.support.processes import ManagedProcess
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTITIONS = 4
@@ -35,8 +34,8 @@ class Cluster:
     logs: Path
     topic: str = field(default_factory=lambda: f"one.events.{uuid.uuid4().hex[:8]}")
     group: str = field(default_factory=lambda: f"one-projections-{uuid.uuid4().hex[:8]}")
-    relays: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    relays: list[ManagedProcess] = field(default_factory=list)
+    workers: list[ManagedProcess] = field(default_factory=list)
     runtime: Runtime | None = None
 
     @property
@@ -58,18 +57,19 @@ class Cluster:
         self.runtime = Runtime.start(self.settings(), self.db)
         return self.runtime
 
-    def _spawn(self, command: str, name: str, *flags: str) -> subprocess.Popen[bytes]:
-        log = open(self.logs / f"{name}-{len(self.relays) + len(self.workers)}.log", "wb")  # noqa: SIM115
-        return subprocess.Popen([sys.executable, "-m", "api.cli", command, *flags], cwd=ROOT,
-                                env=self.env, stdout=log, stderr=subprocess.STDOUT)
+    def _spawn(self, command: str, *flags: str) -> ManagedProcess:
+        process = ManagedProcess(f"one {command}",
+                                 self.logs / f"{command}-{len(self.relays) + len(self.workers)}.log")
+        process.start([sys.executable, "-m", "api.cli", command, *flags], cwd=ROOT, env=self.env)
+        return process
 
-    def start_relay(self) -> subprocess.Popen[bytes]:
-        self.relays.append(self._spawn("relay", "relay"))
+    def start_relay(self) -> ManagedProcess:
+        self.relays.append(self._spawn("relay"))
         return self.relays[-1]
 
-    def start_worker(self, *flags: str) -> subprocess.Popen[bytes]:
+    def start_worker(self, *flags: str) -> ManagedProcess:
         """A Faust worker (`--knowledge` for the vector projection's)."""
-        self.workers.append(self._spawn("worker", "worker", *flags))
+        self.workers.append(self._spawn("worker", *flags))
         return self.workers[-1]
 
     def projected(self) -> int:
@@ -83,19 +83,35 @@ class Cluster:
     def converge(self, timeout: float = 120.0) -> None:
         """Wait until the workers have projected the whole log."""
         head = self.head()
-        deadline = time.monotonic() + timeout
-        while self.projected() < head:
-            assert time.monotonic() < deadline, f"stuck at {self.projected()} of {head}; logs: {self.logs}"
-            for proc in self.relays + self.workers:
-                assert proc.poll() is None or proc.returncode in (-9, -15, 0), "a process died"
-            time.sleep(0.2)
+        wait_until(lambda: self.assert_alive() and self.projected() >= head,
+                   f"the workers to project up to {head} (logs: {self.logs})", timeout, interval=0.2)
 
-    def wait_flowing(self, timeout: float = 60.0) -> None:
-        """Wait until the workers have projected something (the stream is flowing)."""
-        deadline = time.monotonic() + timeout
-        while self.projected() == 0:
-            assert time.monotonic() < deadline, f"nothing projected; logs: {self.logs}"
-            time.sleep(0.2)
+    def wait_progress(self, events: int, timeout: float = 120.0) -> None:
+        """Wait until the workers have projected `events` more events than now (relay, broker and
+        workers all work)."""
+        target = self.projected() + events
+        wait_until(lambda: self.assert_alive() and self.projected() >= target,
+                   f"the workers to project up to {target} (logs: {self.logs})", timeout, interval=0.1)
+
+    def wait_group(self, members: int, timeout: float = 120.0) -> None:
+        """Wait until the workers' consumer group is stable with `members` members."""
+        admin = KafkaAdminClient(bootstrap_servers=self.broker.bootstrap, client_id="one-tests")
+
+        def settled() -> bool:
+            group = admin.describe_groups([self.group])[self.group]
+            return group["group_state"] == "Stable" and len(group["members"]) == members
+
+        try:
+            wait_until(lambda: self.assert_alive() and settled(),
+                       f"a stable consumer group of {members} (logs: {self.logs})", timeout, interval=0.2)
+        finally:
+            admin.close()
+
+    def assert_alive(self) -> bool:
+        """True; fails if a relay or worker died without being stopped."""
+        for process in self.relays + self.workers:
+            assert process.died is None, f"{process.name} died ({process.died}):\n{process.tail()}"
+        return True
 
     def topic_values(self) -> list[bytes]:
         """Every record value on the event topic, from its first offset to its end."""
@@ -113,23 +129,12 @@ class Cluster:
         return values
 
     def stop_workers(self) -> None:
-        for proc in self.workers:
-            stop(proc)
+        for process in self.workers:
+            process.stop(grace=30)
         self.workers.clear()
 
     def close(self) -> None:
-        for proc in self.relays + self.workers:
-            stop(proc)
+        for process in self.relays + self.workers:
+            process.stop(grace=30)
         if self.runtime is not None:
             self.runtime.close()
-
-
-def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    """Stop a subprocess (SIGTERM, then SIGKILL after a grace period)."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)

@@ -16,12 +16,12 @@ import httpx
 import psycopg
 import pytest
 
-from api.live_server import LiveServer
 from api.runtime import Runtime
 from commands.store import EVENTS_TABLE
 from infra.database import ConnectionInfo, ensure_database, parse_database_url, start_embedded_server
-from infra.kafka_broker import KafkaBroker
 from infra.settings import Settings
+from tests.support.kafka_broker import KafkaBroker
+from tests.support.live_server import LiveServer
 
 BOOTSTRAP_KEY = os.environ.setdefault("ONE_BOOTSTRAP_KEY", f"test-bootstrap-{secrets.token_urlsafe(32)}")
 """The platform-owner key of every runtime (and `one` subprocess) the tests start."""

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from api.live_server import LiveServer
 from api.runtime import Runtime
 from infra.database import ConnectionInfo
 from tests.cluster import Cluster
 from tests.conftest import start_runtime
+from tests.support.live_server import LiveServer
 
 MODES = ("embedded", "distributed")
 

@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from api.live_server import LiveServer
 from api.runtime import Runtime
 from commands.handlers import SYSTEM_ACTOR_ID
 from infra.database import ConnectionInfo, ensure_database
 from tests.conftest import api_client, bearer, log_head, start_runtime
+from tests.support.live_server import LiveServer
 
 Json = dict[str, Any]
 JSON_HEADERS = {"content-type": "application/json"}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import signal
 import threading
 import time
 import uuid
@@ -18,18 +17,18 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 from kafka import KafkaConsumer
 
-from api.live_server import LiveServer
 from api.runtime import Runtime
 from commands import models as m
 from commands.store import open_event_log
 from domain.connections import connection_id
 from domain.errors import DomainError
 from infra.database import ConnectionInfo
-from infra.kafka_broker import KafkaBroker
 from projections.rebuild import rebuild, rebuild_via_topic, snapshot
 from projections.registry import PROJECTIONS
-from tests.cluster import PARTITIONS, Cluster, stop
+from tests.cluster import PARTITIONS, Cluster
 from tests.conftest import api_client, wait_for_contract, wait_for_purchase
+from tests.support.kafka_broker import KafkaBroker
+from tests.support.live_server import LiveServer
 
 
 @pytest.fixture
@@ -147,10 +146,11 @@ def test_relay_killed_mid_batch_loses_and_duplicates_nothing(cluster: Cluster) -
     relay = cluster.start_relay()
     cluster.start_worker()
     assert cluster.runtime is not None
+    rng = random.Random(7)
     with Load(cluster.runtime):
         for _ in range(3):
-            time.sleep(random.uniform(1.0, 2.5))
-            stop(relay, signal.SIGKILL)
+            cluster.wait_progress(rng.randint(50, 400))  # killed at a different point each time
+            relay.kill()
             relay = cluster.start_relay()
     cluster.converge()
     positions = topic_positions(cluster)
@@ -163,15 +163,20 @@ def test_worker_crash_and_rebalance_converge(cluster: Cluster) -> None:
     first = cluster.start_worker()
     assert cluster.runtime is not None
     with Load(cluster.runtime):
-        time.sleep(3)
+        cluster.wait_group(1)
+        cluster.wait_progress(200)
         second = cluster.start_worker()  # joins: partitions are rebalanced
-        time.sleep(6)
-        stop(first, signal.SIGKILL)  # crashes mid-stream
-        time.sleep(3)
+        cluster.wait_group(2)
+        cluster.wait_progress(200)
+        first.kill()  # crashes mid-stream: the group notices when its session times out
+        cluster.wait_group(1)
+        cluster.wait_progress(200)
         cluster.start_worker()  # the replacement joins
-        time.sleep(6)
-        stop(second)  # leaves cleanly
-        time.sleep(2)
+        cluster.wait_group(2)
+        cluster.wait_progress(200)
+        second.stop()  # leaves cleanly
+        cluster.wait_group(1)
+        cluster.wait_progress(200)
     assert_equals_rebuild(cluster)
 
 
@@ -180,9 +185,9 @@ def test_broker_restart_under_load(cluster: Cluster) -> None:
     cluster.start_worker()
     assert cluster.runtime is not None
     with Load(cluster.runtime):
-        cluster.wait_flowing()
+        cluster.wait_progress(100)
         cluster.broker.restart()
-        time.sleep(3)
+        cluster.wait_progress(300)  # flowing again through the restarted broker
     assert_equals_rebuild(cluster)
 
 
@@ -219,7 +224,7 @@ def test_rebuild_by_replaying_the_topic_equals_rebuild_from_log(cluster: Cluster
     cluster.start_worker()
     assert cluster.runtime is not None
     with Load(cluster.runtime):
-        time.sleep(3)
+        cluster.wait_progress(500)
     cluster.converge()
     cluster.stop_workers()
     projections = list(PROJECTIONS.values())

@@ -4,10 +4,7 @@ usernames, the owner key of a first start."""
 
 from __future__ import annotations
 
-import os
 import stat
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -17,7 +14,6 @@ from typing import Any
 import httpx
 import pytest
 
-from api.live_server import free_port
 from api.runtime import Runtime
 from infra.database import ConnectionInfo
 from tests.conftest import (
@@ -30,9 +26,8 @@ from tests.conftest import (
     start_runtime,
 )
 from tests.database_search import occurrences
+from tests.support.one_serve import OneServe
 from tests.tenants import Member, Tenant, ok
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -95,33 +90,16 @@ def test_a_key_is_shown_once_kept_as_a_hash_and_listed_without_it(
 
 def test_revocation_reaches_every_api_process_within_a_second(
         client: httpx.Client, runtime: Runtime, acme: Tenant, tmp_path: Path) -> None:
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url(runtime.db), "ONE_RUN_SAGAS": "0",
-           "ONE_KNOWLEDGE": "0"}
-    other = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port),
-                              "--data-dir", str(tmp_path)], cwd=ROOT, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        with api_client(f"http://127.0.0.1:{port}", key=acme.user.key) as elsewhere:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if elsewhere.get("/v1/me").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "the second `one serve` did not start"
-                time.sleep(0.1)
-            assert elsewhere.get("/v1/me").status_code == 200  # now cached there
-            acme.act(acme.owner, "DELETE", f"/v1/keys/{acme.user.key_id}")
-            revoked = time.monotonic()
-            problem(client.get("/v1/me", headers=acme.user.headers), 401, "unauthenticated")
-            while elsewhere.get("/v1/me").status_code != 401:
-                assert time.monotonic() - revoked < 5, "revocation never reached the other process"
-            assert time.monotonic() - revoked < 1.0
-    finally:
-        other.terminate()
-        other.wait(timeout=30)
+    env = {"DATABASE_URL": database_url(runtime.db), "ONE_RUN_SAGAS": "0"}
+    with OneServe(tmp_path, tmp_path / "data", env) as other, \
+            api_client(other.url, key=acme.user.key) as elsewhere:
+        assert elsewhere.get("/v1/me").status_code == 200  # now cached there
+        acme.act(acme.owner, "DELETE", f"/v1/keys/{acme.user.key_id}")
+        revoked = time.monotonic()
+        problem(client.get("/v1/me", headers=acme.user.headers), 401, "unauthenticated")
+        while elsewhere.get("/v1/me").status_code != 401:
+            assert time.monotonic() - revoked < 5, "revocation never reached the other process"
+        assert time.monotonic() - revoked < 1.0
 
 
 def test_an_expired_key_is_refused(client: httpx.Client, acme: Tenant) -> None:

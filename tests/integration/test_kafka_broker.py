@@ -1,4 +1,4 @@
-"""A real Apache Kafka 4.1 broker (infra/kafka_broker.py): produce, consume, restart, crash.
+"""A real Apache Kafka 4.1 broker (tests/support/kafka_broker.py): produce, consume, restart, crash.
 
 No skips: if the jars cannot be fetched or the broker cannot start, these tests fail with the
 broker's log tail in the error.
@@ -18,7 +18,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.serializer import DefaultSerializer, JsonSerializer
 
-from infra.kafka_broker import KafkaBroker
+from tests.support.kafka_broker import KafkaBroker
 
 PARTITIONS = 4
 MESSAGES = 1_000

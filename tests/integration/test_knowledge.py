@@ -15,7 +15,6 @@ import pytest
 from psycopg import sql
 
 from api.embeddings_server import OpenAIApiError, create_embeddings_app
-from api.live_server import LiveServer
 from api.runtime import Runtime
 from commands.store import open_event_log
 from domain.knowledge import TextFields
@@ -29,6 +28,7 @@ from providers.local_embeddings import LocalMiniLM
 from providers.openai_embeddings import OpenAIEmbedder
 from streams.inprocess import InProcessRunner
 from tests.conftest import served, start_runtime
+from tests.support.live_server import LiveServer
 
 CATALOG = [
     ("course", "Yoga for beginners",

@@ -15,13 +15,13 @@ import psycopg
 import pytest
 
 from api.embeddings_server import create_embeddings_app
-from api.live_server import LiveServer
 from infra.database import ConnectionInfo
-from infra.kafka_broker import KafkaBroker
 from projections.knowledge.indexes import list_indexes
 from providers.local_embeddings import LocalMiniLM
-from tests.cluster import ROOT, Cluster, stop
+from tests.cluster import ROOT, Cluster
 from tests.conftest import api_client
+from tests.support.kafka_broker import KafkaBroker
+from tests.support.live_server import LiveServer
 
 pytestmark = pytest.mark.slow
 
@@ -78,6 +78,5 @@ def test_knowledge_worker_fills_the_index_and_follows_a_reindex(cluster: Cluster
         with psycopg.connect(cluster.db.conninfo) as conn:
             indexes = [(i.name, i.status, i.spec.provider) for i in list_indexes(conn)]
         assert indexes == [("k2", "active", "openai")]
-    for worker in cluster.workers:
-        assert worker.poll() is None, "a worker died"
-        stop(worker)
+    cluster.assert_alive()
+    cluster.stop_workers()

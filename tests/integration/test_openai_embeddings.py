@@ -18,12 +18,13 @@ import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.embeddings_server import create_embeddings_app
-from api.live_server import LiveServer, free_port
 from infra.settings import Settings
 from providers.embeddings import EmbedderMisconfigured, EmbedderSpec, EmbeddingError
 from providers.factory import build_embedder, embedder_spec
 from providers.local_embeddings import MODEL_ID, LocalMiniLM
 from providers.openai_embeddings import OpenAIEmbedder
+from tests.support.live_server import LiveServer
+from tests.support.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

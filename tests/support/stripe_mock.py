@@ -3,7 +3,7 @@
 The binary is built once with ``go install github.com/stripe/stripe-mock@latest`` into a git-ignored
 cache (``<repo>/.cache/go-bin``, or ``$ONE_GO_BIN``; Go's module cache stays at its default), or taken
 from ``$STRIPE_MOCK_BIN``. The server listens on loopback ports the OS picks (HTTP and HTTPS), read
-back from its startup output, so parallel instances never collide.
+back from its startup output (appended to ``log_path``), so parallel instances never collide.
 
 Use it from Python::
 
@@ -12,14 +12,13 @@ Use it from Python::
 
 or from a shell::
 
-    python -m infra.stripe_mock install           # build the binary (once)
-    python -m infra.stripe_mock run               # start on free ports, print api_base, block
+    python -m tests.support.stripe_mock install           # build the binary (once)
+    python -m tests.support.stripe_mock run               # start on free ports, print api_base, block
 """
 
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import json
 import os
@@ -28,15 +27,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
+import tempfile
 import time
-import urllib.error
 import urllib.request
-from collections import deque
 from pathlib import Path
 from types import TracebackType
 
-from infra.tool_cache import cache_dir, file_lock
+from tests.support.processes import HOST, ManagedProcess
+from tests.support.tool_cache import cache_dir, file_lock
 
 __all__ = ["StripeMock", "StripeMockError", "default_bin_dir", "ensure_stripe_mock"]
 
@@ -44,7 +42,6 @@ MODULE = "github.com/stripe/stripe-mock"
 BIN_DIR_ENV = "ONE_GO_BIN"
 BIN_ENV = "STRIPE_MOCK_BIN"
 VERSION_ENV = "ONE_STRIPE_MOCK_VERSION"  # e.g. v0.203.0; default "latest"
-HOST = "127.0.0.1"
 _LISTEN = re.compile(r"Listening for (HTTPS?) at address: (\S+)")
 
 
@@ -55,8 +52,6 @@ class StripeMockError(RuntimeError):
 def default_bin_dir() -> Path:
     """``$ONE_GO_BIN`` if set, else ``<repo>/.cache/go-bin``."""
     return cache_dir(BIN_DIR_ENV, "go-bin")
-
-
 
 
 def _find_go() -> str:
@@ -122,7 +117,10 @@ def ensure_stripe_mock(
 
 
 class StripeMock:
-    """A stripe-mock process on free loopback ports; a context manager (``stop()`` on exit)."""
+    """A stripe-mock process on free loopback ports; a context manager (``close()`` on exit).
+
+    Its output goes to ``log_path`` in a temporary folder that ``close()`` removes.
+    """
 
     def __init__(
         self, *, binary: Path | None = None, host: str = HOST, startup_timeout_s: float = 60.0
@@ -130,10 +128,11 @@ class StripeMock:
         self._binary = binary
         self._host = host
         self._startup_timeout_s = startup_timeout_s
-        self._proc: subprocess.Popen[str] | None = None
-        self._output: deque[str] = deque(maxlen=200)
+        self._log_dir = Path(tempfile.mkdtemp(prefix="one-stripe-mock-"))
+        self._process = ManagedProcess(
+            "stripe-mock", self._log_dir / "stripe-mock.log", error=StripeMockError
+        )
         self._addresses: dict[str, str] = {}
-        self._ready = threading.Event()
 
     @property
     def api_base(self) -> str:
@@ -150,57 +149,33 @@ class StripeMock:
         return self._addresses["HTTPS"]
 
     @property
-    def output(self) -> str:
-        """The last lines stripe-mock printed (for diagnostics)."""
-        return "\n".join(self._output)
+    def log_path(self) -> Path:
+        """stripe-mock's combined stdout/stderr."""
+        return self._process.log_path
 
     def start(self) -> StripeMock:
         """Start the server and wait until it answers an authenticated request."""
-        if self._proc is not None:
+        if self._process.running:
             return self
         binary = self._binary or ensure_stripe_mock()
         any_port = f"{self._host}:0"
-        self._proc = subprocess.Popen(
-            [str(binary), "-http-addr", any_port, "-https-addr", any_port],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
-        atexit.register(self.stop)
-        threading.Thread(
-            target=self._pump, args=(self._proc,), name="stripe-mock-output", daemon=True
-        ).start()
-        deadline = time.monotonic() + self._startup_timeout_s
+        self._process.start([str(binary), "-http-addr", any_port, "-https-addr", any_port])
         try:
-            while not self._ready.wait(0.05):
-                self._check_alive()
-                if time.monotonic() > deadline:
-                    raise StripeMockError(f"stripe-mock did not report its ports in time:\n{self.output}")
-            while not self._answers():
-                self._check_alive()
-                if time.monotonic() > deadline:
-                    raise StripeMockError(f"stripe-mock did not answer at {self.api_base}:\n{self.output}")
-                time.sleep(0.05)
+            self._process.wait_ready(self._answers, timeout=self._startup_timeout_s, retry_on=(OSError,))
         except BaseException:
-            self.stop()
+            self.stop()  # forget the addresses read from the failed run
             raise
         return self
 
     def stop(self) -> None:
         """Terminate the server (SIGTERM, then SIGKILL after 5 s)."""
-        proc, self._proc = self._proc, None
+        self._process.stop(grace=5.0)
         self._addresses.clear()
-        self._ready.clear()
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+
+    def close(self) -> None:
+        """``stop()`` and remove the log folder."""
+        self.stop()
+        shutil.rmtree(self._log_dir, ignore_errors=True)
 
     def __enter__(self) -> StripeMock:
         return self.start()
@@ -208,33 +183,18 @@ class StripeMock:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.stop()
-
-    def _pump(self, proc: subprocess.Popen[str]) -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip()
-            self._output.append(line)
-            match = _LISTEN.search(line)
-            if match:
-                self._addresses[match.group(1)] = match.group(2)
-                if {"HTTP", "HTTPS"} <= self._addresses.keys():
-                    self._ready.set()
-
-    def _check_alive(self) -> None:
-        if self._proc is None or self._proc.poll() is not None:
-            code = None if self._proc is None else self._proc.returncode
-            raise StripeMockError(f"stripe-mock exited (code {code}) during startup:\n{self.output}")
+        self.close()
 
     def _answers(self) -> bool:
+        """Both listeners are reported in the output and ``GET /v1/balance`` succeeds."""
+        self._addresses = dict(_LISTEN.findall(self._process.output()))
+        if not {"HTTP", "HTTPS"} <= self._addresses.keys():
+            return False
         request = urllib.request.Request(
             f"{self.api_base}/v1/balance", headers={"Authorization": "Bearer sk_test_readiness"}
         )
-        try:
-            with urllib.request.urlopen(request, timeout=2) as response:
-                return int(response.status) == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return int(response.status) == 200
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -243,7 +203,9 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``install`` the binary, or ``run`` a server until interrupted."""
-    parser = argparse.ArgumentParser(prog="python -m infra.stripe_mock", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.support.stripe_mock", description=__doc__.splitlines()[0]
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("install", help="build stripe-mock into the cache (once)")
     sub.add_parser("run", help="start stripe-mock on free loopback ports and block")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
@@ -11,13 +10,7 @@ from starlette.types import ASGIApp
 
 from api.app import create_app
 from api.runtime import Runtime
-
-
-def free_port() -> int:
-    """An unused TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.processes import HOST, free_port
 
 
 class LiveServer:
@@ -28,7 +21,7 @@ class LiveServer:
         self.port = free_port()
         ours = isinstance(target, Runtime)
         config = uvicorn.Config(create_app(target) if isinstance(target, Runtime) else target,
-                                host="127.0.0.1", port=self.port, log_level="warning",
+                                host=HOST, port=self.port, log_level="warning",
                                 lifespan="on" if ours else "auto", backlog=backlog)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -36,7 +29,7 @@ class LiveServer:
     @property
     def url(self) -> str:
         """Base URL of the server."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{HOST}:{self.port}"
 
     def __enter__(self) -> LiveServer:
         self.thread.start()

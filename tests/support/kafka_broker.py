@@ -1,9 +1,10 @@
 """A real single-node Apache Kafka 4.1 broker (KRaft) for tests and local runs, no Docker needed.
 
-The broker jars come from Maven Central through ``infra/kafka/pom.xml`` and are copied once into a
-git-ignored cache (``.cache/kafka/lib`` at the repo root, or ``$ONE_KAFKA_CACHE/lib``); Maven's own
-repository stays at its default (``~/.m2``). The broker runs as ``java -cp '<lib>/*' kafka.Kafka`` with
-the machine's Java 17+, as combined broker + controller (node 1) on loopback.
+The broker jars come from Maven Central through ``tests/support/kafka/pom.xml`` and are copied
+once into a git-ignored cache (``.cache/kafka/lib`` at the repo root, or ``$ONE_KAFKA_CACHE/lib``);
+Maven's own repository stays at its default (``~/.m2``). The broker runs as
+``java -cp '<lib>/*' kafka.Kafka`` with the machine's Java 17+, as combined broker + controller
+(node 1) on loopback.
 
 Use it from Python::
 
@@ -14,16 +15,14 @@ Use it from Python::
 
 or from a shell::
 
-    python -m infra.kafka_broker fetch               # download the jars (once)
-    python -m infra.kafka_broker run --port 9092     # start and block until Ctrl-C
+    python -m tests.support.kafka_broker fetch               # download the jars (once)
+    python -m tests.support.kafka_broker run --port 9092     # start and block until Ctrl-C
 """
 
 from __future__ import annotations
 
 import argparse
-import atexit
 import base64
-import contextlib
 import hashlib
 import os
 import re
@@ -38,9 +37,12 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import IO
 
-from infra.tool_cache import cache_dir, file_lock
+from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
+
+from tests.support.processes import HOST, ManagedProcess, free_port, port_free
+from tests.support.tool_cache import cache_dir, file_lock
 
 __all__ = ["KafkaBroker", "KafkaBrokerError", "default_cache_dir", "ensure_jars"]
 
@@ -49,8 +51,8 @@ POM = KAFKA_DIR / "pom.xml"
 LOG4J_CONFIG = KAFKA_DIR / "log4j2.yaml"
 CACHE_ENV = "ONE_KAFKA_CACHE"
 MIN_JAVA = 17
-HOST = "127.0.0.1"
 _MARKER = ".complete"  # written into lib/ after a full copy; holds the pom's sha256
+_ERROR_LINES = re.compile(r" ERROR | FATAL |Exception: ")  # shown first when the broker fails
 
 
 class KafkaBrokerError(RuntimeError):
@@ -65,15 +67,13 @@ def default_cache_dir() -> Path:
     return cache_dir(CACHE_ENV, "kafka")
 
 
-
-
 def ensure_jars(cache_dir: Path | None = None) -> Path:
     """Make sure ``<cache_dir>/lib`` holds the broker's full runtime classpath; return that folder.
 
-    Runs ``mvn dependency:copy-dependencies`` on ``infra/kafka/pom.xml`` the first time, and again
-    only if the pom changed (its sha256 is kept in ``lib/.complete``). The copy goes to a temporary
-    folder that replaces ``lib`` only when Maven succeeded, so a failed or interrupted fetch never
-    leaves a half classpath behind.
+    Runs ``mvn dependency:copy-dependencies`` on ``tests/support/kafka/pom.xml`` the first time, and
+    again only if the pom changed (its sha256 is kept in ``lib/.complete``). The copy goes to a
+    temporary folder that replaces ``lib`` only when Maven succeeded, so a failed or interrupted
+    fetch never leaves a half classpath behind.
     """
     cache = (cache_dir or default_cache_dir()).resolve()
     lib = cache / "lib"
@@ -143,37 +143,12 @@ def _java() -> str:
 # ------------------------------------------------------------------------------------------ broker
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_free(port: int) -> bool:
-    """Nothing listens on ``port`` (TIME_WAIT leftovers of a killed broker do not count)."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-        return True
-
-
 def _random_cluster_id() -> str:
     """A Kafka ``Uuid`` in its base64url form, as ``kafka-storage random-uuid`` prints it."""
     while True:
         text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not text.startswith("-"):  # Kafka avoids ids that look like command-line flags
             return text
-
-
-def _tail(path: Path, lines: int = 60) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return f"(no log at {path})"
-    return "\n".join(text.splitlines()[-lines:])
 
 
 def _read_properties(path: Path) -> dict[str, str]:
@@ -184,16 +159,6 @@ def _read_properties(path: Path) -> dict[str, str]:
             key, value = line.split("=", 1)
             props[key.strip()] = value.strip()
     return props
-
-
-_running: set[KafkaBroker] = set()
-
-
-@atexit.register
-def _stop_all() -> None:  # a test run that forgets stop() must not leave JVMs behind
-    for broker in list(_running):
-        with contextlib.suppress(Exception):
-            broker.stop(timeout=10)
 
 
 class KafkaBroker:
@@ -224,17 +189,18 @@ class KafkaBroker:
         self.data_dir = data_dir.resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         previous = self._previous_ports()
-        self.port = port or previous.get("port") or _free_port()
-        self.controller_port = controller_port or previous.get("controller") or _free_port()
+        self.port = port or previous.get("port") or free_port()
+        self.controller_port = controller_port or previous.get("controller") or free_port()
         if self.controller_port == self.port:
-            self.controller_port = _free_port()
+            self.controller_port = free_port()
         self.partitions = partitions
         self.cache_dir = cache_dir
         self.heap = heap
         self.startup_timeout = startup_timeout
         self.extra_config = dict(extra_config or {})
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log_handle: IO[bytes] | None = None
+        self._process = ManagedProcess(
+            "Kafka broker", self.log_path, error=KafkaBrokerError, error_lines=_ERROR_LINES
+        )
 
     # -- paths and properties --------------------------------------------------------------------
 
@@ -260,28 +226,15 @@ class KafkaBroker:
     @property
     def pid(self) -> int | None:
         """The JVM's process id while it runs."""
-        proc = self._proc
-        return proc.pid if proc is not None and proc.poll() is None else None
+        return self._process.pid
 
     def is_running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        """The JVM was started and has not exited."""
+        return self._process.running
 
     def log_tail(self, lines: int = 60) -> str:
         """The last ``lines`` lines of ``broker.log``, for error messages."""
-        return _tail(self.log_path, lines)
-
-    def _failure(self, message: str) -> KafkaBrokerError:
-        """An error carrying the first ERROR lines of the latest run and the tail of ``broker.log``."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            text = ""
-        latest = text.rsplit("=== ", 1)[-1].splitlines()
-        errors = [ln for ln in latest if " ERROR " in ln or " FATAL " in ln or "Exception: " in ln][:12]
-        summary = "\n".join(errors) if errors else "(no ERROR lines)"
-        return KafkaBrokerError(
-            f"{message}\n--- errors in {self.log_path} ---\n{summary}\n--- tail ---\n{self.log_tail()}"
-        )
+        return self._process.tail(lines)
 
     def _previous_ports(self) -> dict[str, int]:
         path = self.data_dir / "server.properties"
@@ -327,7 +280,7 @@ class KafkaBroker:
 
     def _write_properties(self) -> None:
         text = "".join(f"{key}={value}\n" for key, value in self.server_properties().items())
-        self.properties_path.write_text("# written by infra/kafka_broker.py\n" + text)
+        self.properties_path.write_text("# written by tests/support/kafka_broker.py\n" + text)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -347,12 +300,7 @@ class KafkaBroker:
             lib, "kafka.tools.StorageTool", "format", "--standalone",
             "--cluster-id", _random_cluster_id(), "--config", str(self.properties_path),
         )
-        with self.log_path.open("ab") as log:
-            log.write(b"=== kafka-storage format ===\n")
-            log.flush()
-            proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, timeout=120, check=False)
-        if proc.returncode != 0:
-            raise self._failure(f"formatting Kafka storage failed (exit {proc.returncode})")
+        self._process.run(cmd, label="kafka-storage format", timeout=120)
 
     def start(self) -> str:
         """Start the broker (formatting storage on first use) and wait until it serves metadata.
@@ -363,55 +311,24 @@ class KafkaBroker:
         if self.is_running():
             return self.bootstrap
         for port in (self.port, self.controller_port):
-            if not _port_free(port):
+            if not port_free(port):
                 raise KafkaBrokerError(f"port {HOST}:{port} is already in use (is another broker running?)")
         lib = ensure_jars(self.cache_dir)
         self._write_properties()
         self._format_storage(lib)
-        self._log_handle = self.log_path.open("ab")
-        self._log_handle.write(f"=== kafka.Kafka start {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode())
-        self._log_handle.flush()
-        self._proc = subprocess.Popen(
+        self._process.start(
             self._java_cmd(lib, "kafka.Kafka", str(self.properties_path)),
-            stdout=self._log_handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=self.data_dir,
+            label="kafka.Kafka start", cwd=self.data_dir,
         )
-        _running.add(self)
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.kill()
-            raise
+        self._process.wait_ready(
+            self._serving, timeout=self.startup_timeout, interval=0.25, retry_on=(OSError, KafkaError)
+        )
         return self.bootstrap
 
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        from kafka.errors import KafkaConfigurationError, KafkaError
-
-        last_error: Exception | None = None
-        while time.monotonic() < deadline:
-            if self._proc is None or self._proc.poll() is not None:
-                code = None if self._proc is None else self._proc.returncode
-                raise self._failure(f"Kafka broker exited during start-up (exit {code})")
-            try:
-                with socket.create_connection((HOST, self.port), timeout=1):
-                    pass
-                if self._metadata_ok():
-                    return
-            except KafkaConfigurationError:
-                raise
-            except (OSError, KafkaError) as exc:  # not up yet: connection refused, no brokers, timeouts
-                last_error = exc
-            time.sleep(0.25)
-        raise self._failure(
-            f"Kafka broker not ready on {self.bootstrap} after {self.startup_timeout:.0f}s "
-            f"(last error: {last_error!r})"
-        )
-
-    def _metadata_ok(self) -> bool:
-        """A metadata round trip through kafka-python's admin client lists this broker."""
-        from kafka.admin import KafkaAdminClient
-
+    def _serving(self) -> bool:
+        """The listener accepts connections and a metadata round trip lists this broker, unfenced."""
+        with socket.create_connection((HOST, self.port), timeout=1):
+            pass
         admin = KafkaAdminClient(
             bootstrap_servers=self.bootstrap, client_id="one-kafka-readiness",
             request_timeout_ms=5000, bootstrap_timeout_ms=5000,
@@ -424,35 +341,16 @@ class KafkaBroker:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Controlled shutdown: SIGTERM, then SIGKILL after ``timeout`` seconds. Keeps the data."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
-        self._reap()
+        self._process.stop(grace=timeout)
 
     def kill(self) -> None:
         """Crash the broker (SIGKILL, no controlled shutdown), for fault tests. Keeps the data."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
-        self._reap()
+        self._process.kill()
 
     def restart(self) -> str:
         """``stop()`` (a no-op after ``kill()``) then ``start()`` on the same ports and data."""
         self.stop()
         return self.start()
-
-    def _reap(self) -> None:
-        self._proc = None
-        _running.discard(self)
-        if self._log_handle is not None:
-            self._log_handle.close()
-            self._log_handle = None
 
     def close(self) -> None:
         """``stop()``, and remove the data dir if this broker created it."""
@@ -483,7 +381,9 @@ class KafkaBroker:
 
 def main(argv: list[str] | None = None) -> int:
     """``fetch`` the jars, or ``run`` a broker until Ctrl-C."""
-    parser = argparse.ArgumentParser(prog="python -m infra.kafka_broker", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.support.kafka_broker", description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     fetch = sub.add_parser("fetch", help="download the broker jars into the cache (once)")
     fetch.add_argument(

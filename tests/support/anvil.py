@@ -14,8 +14,8 @@ Use it from Python::
 
 or from a shell::
 
-    python -m infra.anvil fetch              # install the binary (once)
-    python -m infra.anvil run --port 8545    # start and block until Ctrl-C
+    python -m tests.support.anvil fetch              # install the binary (once)
+    python -m tests.support.anvil run --port 8545    # start and block until Ctrl-C
 
 State is in memory: a restarted node starts from genesis unless ``state_file`` is given (anvil then
 loads it on start and dumps it on a graceful ``stop()``; ``kill()`` loses what was not dumped).
@@ -24,23 +24,20 @@ loads it on start and dumps it on a graceful ``stop()``; ``kill()`` loses what w
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
-from infra.tool_cache import cache_dir, file_lock
+from tests.support.processes import HOST, ManagedProcess, free_port
+from tests.support.tool_cache import cache_dir, file_lock
 
 __all__ = [
     "ANVIL_PACKAGE",
@@ -49,14 +46,12 @@ __all__ = [
     "AnvilError",
     "default_cache_dir",
     "ensure_anvil",
-    "free_port",
     "rpc_call",
 ]
 
 ANVIL_PACKAGE = "@foundry-rs/anvil-linux-amd64@1.7.1"
 CACHE_ENV = "ONE_ANVIL_CACHE"
 BIN_ENV = "ONE_ANVIL_BIN"
-HOST = "127.0.0.1"
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 _MARKER = ".installed"  # holds ANVIL_PACKAGE once npm finished
 
@@ -68,8 +63,6 @@ class AnvilError(RuntimeError):
 def default_cache_dir() -> Path:
     """``$ONE_ANVIL_CACHE`` if set, else ``<repo>/.cache/anvil``."""
     return cache_dir(CACHE_ENV, "anvil")
-
-
 
 
 def ensure_anvil(cache_dir: Path | None = None) -> Path:
@@ -115,12 +108,6 @@ def ensure_anvil(cache_dir: Path | None = None) -> Path:
     return binary
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def rpc_call(url: str, method: str, params: list[Any] | None = None, timeout: float = 5.0) -> Any:
     """One JSON-RPC call over HTTP (stdlib only); raises ``AnvilError`` on an RPC error."""
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
@@ -130,16 +117,6 @@ def rpc_call(url: str, method: str, params: list[Any] | None = None, timeout: fl
     if "error" in reply:
         raise AnvilError(f"{method} failed: {reply['error']}")
     return reply.get("result")
-
-
-_running: set[Anvil] = set()
-
-
-@atexit.register
-def _stop_all() -> None:  # a test run that forgets stop() must not leave nodes behind
-    for node in list(_running):
-        with contextlib.suppress(Exception):
-            node.kill()
 
 
 class Anvil:
@@ -173,18 +150,20 @@ class Anvil:
         self._own_log_dir = log_dir is None
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="one-anvil-"))
         self.log_path = self.log_dir / "anvil.log"
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
+        self._process = ManagedProcess("anvil", self.log_path, error=AnvilError)
 
     @property
     def rpc_url(self) -> str:
+        """``http://127.0.0.1:<port>``, the node's JSON-RPC endpoint."""
         return f"http://{HOST}:{self.port}"
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        """The node was started and has not exited."""
+        return self._process.running
 
     def command(self) -> list[str]:
+        """The ``anvil`` command line for this node's settings."""
         cmd = [
             str(ensure_anvil()),
             "--host",
@@ -210,53 +189,30 @@ class Anvil:
         """Start the node (no-op if running) and wait until it answers ``eth_chainId``."""
         if self.running:
             return self
-        cmd = self.command()
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("ab")
-        self._proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        _running.add(self)
-        deadline = time.monotonic() + self.startup_timeout
-        while True:
-            if self._proc.poll() is not None:
-                self._reap()
-                raise AnvilError(
-                    f"anvil exited with {self._proc.returncode}: {' '.join(cmd)}\n{self._tail()}"
-                )
-            try:
-                if int(rpc_call(self.rpc_url, "eth_chainId", timeout=1.0), 16) == self.chain_id:
-                    return self
-            except (OSError, urllib.error.URLError, ValueError, AnvilError):
-                pass
-            if time.monotonic() > deadline:
-                self.kill()
-                raise AnvilError(
-                    f"anvil not ready after {self.startup_timeout}s on {self.rpc_url}\n{self._tail()}"
-                )
-            time.sleep(0.05)
+        self._process.start(self.command())
+        self._process.wait_ready(
+            self._answers, timeout=self.startup_timeout, retry_on=(OSError, ValueError, AnvilError)
+        )
+        return self
+
+    def _answers(self) -> bool:
+        return int(rpc_call(self.rpc_url, "eth_chainId", timeout=1.0), 16) == self.chain_id
 
     def stop(self, timeout: float = 10.0) -> None:
         """Graceful shutdown (SIGTERM; anvil dumps ``state_file`` if set), SIGKILL after ``timeout``."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        self._reap()
+        self._process.stop(grace=timeout)
 
     def kill(self) -> None:
         """SIGKILL, as a crashed node."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
-        self._reap()
+        self._process.kill()
 
     def restart(self) -> Anvil:
+        """``stop()`` then ``start()`` on the same port (state survives only through ``state_file``)."""
         self.stop()
         return self.start()
 
     def rpc(self, method: str, *params: Any) -> Any:
+        """One JSON-RPC call to this node."""
         return rpc_call(self.rpc_url, method, list(params))
 
     def snapshot(self) -> str:
@@ -267,18 +223,6 @@ class Anvil:
         """``evm_revert``; nonces go back too, so resync any ``NonceManager`` afterwards."""
         if not self.rpc("evm_revert", snapshot_id):
             raise AnvilError(f"evm_revert({snapshot_id}) refused")
-
-    def _reap(self) -> None:
-        _running.discard(self)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def _tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
     def close(self) -> None:
         """Stop the node and remove its temporary log folder (if this object created it)."""
@@ -296,7 +240,7 @@ class Anvil:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m infra.anvil", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.support.anvil", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("fetch", help="install the anvil binary into the cache")
     run = sub.add_parser("run", help="start anvil and block until Ctrl-C")
