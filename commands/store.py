@@ -2,7 +2,8 @@
 
 The hook runs inside the transaction that appends the events, after their global positions are
 known, so the idempotency record (which holds the response, positions included) commits
-atomically with the events.
+atomically with the events. The log is append-only in the database itself: triggers refuse
+UPDATE, DELETE and TRUNCATE of its table, whoever connects.
 """
 
 from __future__ import annotations
@@ -24,6 +25,18 @@ from infra.database import ConnectionInfo
 AfterInsert = Callable[[Cursor[DictRow], Sequence[int]], None]
 EVENTS_TABLE = "one_events"
 """The log table (eventsourcing names it after the application); also its NOTIFY channel."""
+_APPEND_ONLY_LOCK = 0x0_0E_00_02
+_APPEND_ONLY = SQL("""
+    CREATE OR REPLACE FUNCTION one_refuse_log_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'the event log is append-only: % on % refused', TG_OP, TG_TABLE_NAME
+            USING ERRCODE = 'insufficient_privilege';
+    END $$;
+    CREATE OR REPLACE TRIGGER one_log_no_update_or_delete BEFORE UPDATE OR DELETE ON {table}
+        FOR EACH ROW EXECUTE FUNCTION one_refuse_log_change();
+    CREATE OR REPLACE TRIGGER one_log_no_truncate BEFORE TRUNCATE ON {table}
+        FOR EACH STATEMENT EXECUTE FUNCTION one_refuse_log_change();
+""")
 
 
 class OneRecorder(PostgresApplicationRecorder):
@@ -38,6 +51,15 @@ class OneRecorder(PostgresApplicationRecorder):
             " SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[])"
             " RETURNING notification_id"
         ).format(schema=Identifier(datastore.schema), table=Identifier(events_table_name))
+
+    def create_table(self) -> None:
+        """The library's tables, then the triggers that keep the log append-only (under an
+        advisory lock: processes starting together must not race on the same trigger)."""
+        super().create_table()
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_ONLY_LOCK,))
+            curs.execute(_APPEND_ONLY.format(table=Identifier(self.datastore.schema,
+                                                              self.events_table_name)))
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
