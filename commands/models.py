@@ -357,3 +357,26 @@ class StartTokenPurchase(StrictModel):
     amount: int = Field(gt=0, strict=True)
     payment_method: str = Field(min_length=1, max_length=255)
     usd_amount: float | None = Field(default=None, gt=0)
+
+
+# ---- internal: token contract deployment ---------------------------------------------------
+
+
+class RecordDeployment(StrictModel):
+    """Internal (the deployer): a signed deployment of `token_id`'s contract, before broadcast
+    (it replaces a previous one that can never land)."""
+
+    token_id: UUID
+    address: str
+    tx_hash: str
+    raw: str
+    nonce: int
+
+
+class ConfirmDeployment(StrictModel):
+    """Internal (the deployer): the recorded deployment created the contract."""
+
+    token_id: UUID
+    tx_hash: str
+    block_number: int
+

@@ -14,7 +14,7 @@ from commands.unit_of_work import Scope
 from domain.activity import Activity
 from domain.base import OneAggregate
 from domain.connections import Connection, connection_id
-from domain.errors import Forbidden, InvalidState, ValidationFailed, VersionConflict
+from domain.errors import Forbidden, ValidationFailed, VersionConflict
 from domain.organizations import Person
 from domain.permissions import Reach
 from domain.things import Thing
@@ -23,7 +23,8 @@ from domain.token_purchase import Share, TokenPurchase
 
 @handles(m.StartTokenPurchase)
 def start_token_purchase(cmd: m.StartTokenPurchase, ctx: Context, scope: Scope) -> Reply:
-    """Validate buyer and token, price the purchase, and open the saga (202: it runs async).
+    """Validate buyer and token, price the purchase, and open the saga (202: it runs async; for a
+    token whose contract is still being deployed, it first waits for the deployment).
 
     The price is the token's `priceUsd` times the amount; a client may pay more (`usd_amount`), never
     less, and a token without a price is not for sale."""
@@ -31,8 +32,6 @@ def start_token_purchase(cmd: m.StartTokenPurchase, ctx: Context, scope: Scope) 
     if token.type != "token" or token.deleted:
         raise ValidationFailed("token_id must name a live thing of type token", "token_id")
     contract = str(token.properties.get("contractAddress") or "")
-    if not contract:
-        raise InvalidState("the token's contract is not deployed yet; retry shortly", "token_id")
     if ctx.reach is Reach.SELF and str(cmd.buyer_id) != ctx.actor_id:
         raise Forbidden("you may only buy tokens for yourself", "buyer_id")
     wallet = _buyer_wallet(scope, ctx, cmd.buyer_id)

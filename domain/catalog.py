@@ -10,8 +10,10 @@ from domain.base import public_event_types
 from domain.connections import Connection
 from domain.organizations import Organization, Person
 from domain.things import Thing
+from domain.token_deployment import TokenDeployment
 from domain.token_purchase import TokenPurchase
 from domain.usernames import UsernameClaim
 
-AGGREGATES = (Organization, Person, Thing, Connection, Activity, TokenPurchase, ApiKey, UsernameClaim)
+AGGREGATES = (Organization, Person, Thing, Connection, Activity, TokenPurchase, ApiKey, UsernameClaim,
+              TokenDeployment)
 EVENT_CLASSES: dict[str, type[Any]] = public_event_types(*AGGREGATES)

@@ -1,12 +1,16 @@
-"""The token purchase saga's state machine: payment → mint → holdings, with compensation.
+"""The token purchase saga's state machine: contract → payment → mint → holdings, with
+compensation.
 
 The saga is an aggregate; every step outcome is an event in its stream, so its state is always
 rebuilt from the log. The aggregate only decides (which step is next, what is allowed); a driver
-in `sagas/` performs the external calls and reports their outcomes back as commands.
+in `sagas/` performs the external calls and reports their outcomes back as commands. Every event
+carries the status and step the saga is in after it, decided once when the event is triggered:
+the aggregate and the `sagas` read model both copy them, so the state machine exists once.
 
-    running ──charge ok──► minting ──mint confirmed──► recording ──► completed
-       │  └─declined──► failed         │ └─mint failed/timed out──► compensating ──► compensated
-       └─(any step gives up)──► parked ◄──────────────────────────────┘ (refund/burn gives up)
+    running: contract ─deployed─► charge ─ok─► mint ─confirmed─► record ─► completed
+                 └─never deployed─► failed └─declined─► failed   │
+    compensating (after a charge): [burn, if minted] ─► refund ─► compensated
+    any step that keeps failing: compensating (after a charge), else parked ─► resumed | resolved
 """
 
 from __future__ import annotations
@@ -46,7 +50,46 @@ def revenue_split(usd_cents: int, owners: dict[str, float]) -> list[Share]:
     return [Share("platform", "platform", platform), *shares]
 
 
-class TransactionSigned(OneAggregate.Event):
+Move = tuple[str, str]
+"""(status, step) after an event."""
+
+
+class SagaEvent(OneAggregate.Event):
+    """An event of the saga with the (status, step) it leaves the saga in.
+
+    Schema 2 added them. Schema-1 events are upcast with the move their kind always makes, or,
+    for the kinds whose move depended on the saga (`LEGACY_MOVE`), with none: the aggregate then
+    computes it with the same rule it uses when it triggers such an event today."""
+
+    class_version = 2
+    FIXED_MOVE: ClassVar[Move | None] = None
+    """The move every event of this kind makes (for schema-1 events), if it does not depend on
+    the saga's state."""
+    status: str | None
+    step: str | None
+
+    @classmethod
+    def upcast_v1_v2(cls, state: dict[str, Any]) -> None:
+        """Schema 1 carried no move."""
+        state["status"], state["step"] = cls.FIXED_MOVE or (None, None)
+
+    def apply(self, aggregate: Any) -> None:
+        self.record(aggregate)
+        if self.status is not None and self.step is not None:
+            aggregate.status, aggregate.step = self.status, self.step
+        else:
+            aggregate.status, aggregate.step = self.legacy_move(aggregate)
+
+    def record(self, aggregate: Any) -> None:
+        """What else the event sets on the saga."""
+
+    def legacy_move(self, aggregate: Any) -> Move:
+        """The move of a schema-1 event of a kind whose move depends on the saga (by default it
+        moves nowhere)."""
+        return aggregate.status, aggregate.step
+
+
+class TransactionSigned(SagaEvent):
     """A chain transaction was signed; recorded before it is broadcast (crash safety). `SLOT`
     names the saga attribute that keeps it."""
 
@@ -55,7 +98,7 @@ class TransactionSigned(OneAggregate.Event):
     raw: str
     nonce: int
 
-    def apply(self, aggregate: Any) -> None:
+    def record(self, aggregate: Any) -> None:
         setattr(aggregate, self.SLOT, {"tx_hash": self.tx_hash, "raw": self.raw,
                                        "nonce": self.nonce, "signed_at": self.timestamp.isoformat()})
 
@@ -82,10 +125,12 @@ class TokenPurchase(OneAggregate):
         attempts: int
         reason: str | None
 
-    class Started(OneAggregate.Created):
-        """A buyer asked to purchase `amount` tokens for `usd_cents`."""
+    class Started(SagaEvent, OneAggregate.Created):
+        """A buyer asked to purchase `amount` tokens for `usd_cents` (of a token whose contract
+        may still be being deployed: `contract` is then empty)."""
 
         TYPE = "token_purchase.started"
+        FIXED_MOVE = ("running", "charge")
         buyer_id: str
         token_id: str
         amount: int
@@ -94,36 +139,54 @@ class TokenPurchase(OneAggregate):
         wallet: str
         contract: str
 
-        def apply(self, aggregate: Any) -> None:
+        def record(self, aggregate: Any) -> None:
             aggregate.org_id = self.org_id
             for name in ("buyer_id", "token_id", "amount", "usd_cents", "payment_method",
                          "wallet", "contract"):
                 setattr(aggregate, name, getattr(self, name))
-            aggregate.status, aggregate.step = "running", "charge"
             aggregate.payment_id = aggregate.refund_id = aggregate.reason = None
             aggregate.mint_tx = aggregate.burn_tx = None
             aggregate.minted = aggregate.burned = False
             aggregate.attempts = 0
 
-    class PaymentSucceeded(OneAggregate.Event):
+    class ContractFound(SagaEvent):
+        """The token's contract was deployed: the purchase can be paid."""
+
+        TYPE = "token_purchase.contract_found"
+        contract: str
+
+        def record(self, aggregate: Any) -> None:
+            aggregate.contract, aggregate.attempts = self.contract, 0
+
+    class Abandoned(SagaEvent):
+        """The saga could not start (the token's contract never came): nothing was charged."""
+
+        TYPE = "token_purchase.abandoned"
+        reason: str
+
+        def record(self, aggregate: Any) -> None:
+            aggregate.reason = self.reason
+
+    class PaymentSucceeded(SagaEvent):
         """The card was charged."""
 
         TYPE = "token_purchase.payment_succeeded"
+        FIXED_MOVE = ("running", "mint")
         payment_id: str
 
-        def apply(self, aggregate: Any) -> None:
-            aggregate.payment_id, aggregate.step, aggregate.attempts = self.payment_id, "mint", 0
+        def record(self, aggregate: Any) -> None:
+            aggregate.payment_id, aggregate.attempts = self.payment_id, 0
 
-    class PaymentDeclined(OneAggregate.Event):
+    class PaymentDeclined(SagaEvent):
         """The card was declined: nothing to compensate."""
 
         TYPE = "token_purchase.payment_declined"
+        FIXED_MOVE = ("failed", "done")
         payment_id: str | None
         decline_code: str | None
 
-        def apply(self, aggregate: Any) -> None:
+        def record(self, aggregate: Any) -> None:
             aggregate.payment_id = self.payment_id
-            aggregate.status, aggregate.step = "failed", "done"
             aggregate.reason = f"payment declined ({self.decline_code or 'unknown'})"
 
     class MintSigned(TransactionSigned):
@@ -132,35 +195,39 @@ class TokenPurchase(OneAggregate):
         TYPE = "token_purchase.mint_signed"
         SLOT = "mint_tx"
 
-    class MintConfirmed(OneAggregate.Event):
+    class MintConfirmed(SagaEvent):
         """The mint is on chain."""
 
         TYPE = "token_purchase.mint_confirmed"
         tx_hash: str
         block_number: int
 
-        def apply(self, aggregate: Any) -> None:
+        def record(self, aggregate: Any) -> None:
             aggregate.minted, aggregate.attempts = True, 0
-            aggregate.step = "record" if aggregate.status == "running" else "burn"
 
-    class Completed(OneAggregate.Event):
+        def legacy_move(self, aggregate: Any) -> Move:
+            move: Move = aggregate.after_mint()
+            return move
+
+    class Completed(SagaEvent):
         """Holdings, activity and revenue were recorded."""
 
         TYPE = "token_purchase.completed"
+        FIXED_MOVE = ("completed", "done")
         shares: list[dict[str, Any]]
 
-        def apply(self, aggregate: Any) -> None:
-            aggregate.status, aggregate.step = "completed", "done"
-
-    class CompensationStarted(OneAggregate.Event):
+    class CompensationStarted(SagaEvent):
         """A step after payment failed for good: undo what was done."""
 
         TYPE = "token_purchase.compensation_started"
         reason: str
 
-        def apply(self, aggregate: Any) -> None:
-            aggregate.status, aggregate.reason, aggregate.attempts = "compensating", self.reason, 0
-            aggregate.step = "burn" if aggregate.minted else "refund"
+        def record(self, aggregate: Any) -> None:
+            aggregate.reason, aggregate.attempts = self.reason, 0
+
+        def legacy_move(self, aggregate: Any) -> Move:
+            move: Move = aggregate.undo_from()
+            return move
 
     class BurnSigned(TransactionSigned):
         """The compensating burn was signed."""
@@ -168,69 +235,77 @@ class TokenPurchase(OneAggregate):
         TYPE = "token_purchase.burn_signed"
         SLOT = "burn_tx"
 
-    class BurnConfirmed(OneAggregate.Event):
+    class BurnConfirmed(SagaEvent):
         """The minted tokens were burned."""
 
         TYPE = "token_purchase.burn_confirmed"
+        FIXED_MOVE = ("compensating", "refund")
         tx_hash: str
 
-        def apply(self, aggregate: Any) -> None:
-            aggregate.burned, aggregate.step, aggregate.attempts = True, "refund", 0
+        def record(self, aggregate: Any) -> None:
+            aggregate.burned, aggregate.attempts = True, 0
 
-    class Refunded(OneAggregate.Event):
+    class Refunded(SagaEvent):
         """The payment was refunded: compensation is complete."""
 
         TYPE = "token_purchase.refunded"
+        FIXED_MOVE = ("compensated", "done")
         refund_id: str
 
-        def apply(self, aggregate: Any) -> None:
+        def record(self, aggregate: Any) -> None:
             aggregate.refund_id = self.refund_id
-            aggregate.status, aggregate.step = "compensated", "done"
 
-    class StepFailed(OneAggregate.Event):
+    class StepFailed(SagaEvent):
         """A step failed transiently; the driver retries it later (a durable timer)."""
 
         TYPE = "token_purchase.step_failed"
-        step: str
         error: str
         retry_at: str
 
-        def apply(self, aggregate: Any) -> None:
+        def record(self, aggregate: Any) -> None:
             aggregate.attempts += 1
 
-    class Parked(OneAggregate.Event):
+    class Parked(SagaEvent):
         """The saga gave up and waits for an operator (`one sagas retry|resolve`)."""
 
         TYPE = "token_purchase.parked"
         reason: str
 
-        def apply(self, aggregate: Any) -> None:
-            aggregate.reason, aggregate.status = self.reason, "parked"
+        def record(self, aggregate: Any) -> None:
+            aggregate.reason = self.reason
 
-    class Resumed(OneAggregate.Event):
+        def legacy_move(self, aggregate: Any) -> Move:
+            return "parked", aggregate.step
+
+    class Resumed(SagaEvent):
         """An operator asked to retry a parked saga from the step it stopped at."""
 
         TYPE = "token_purchase.resumed"
 
-        def apply(self, aggregate: Any) -> None:
+        def record(self, aggregate: Any) -> None:
             aggregate.attempts = 0
-            aggregate.status = "compensating" if aggregate.step in ("burn", "refund") else "running"
 
-    class Resolved(OneAggregate.Event):
+        def legacy_move(self, aggregate: Any) -> Move:
+            move: Move = aggregate.resumed_at()
+            return move
+
+    class Resolved(SagaEvent):
         """An operator settled a parked saga by hand."""
 
         TYPE = "token_purchase.resolved"
+        FIXED_MOVE = ("resolved", "done")
         note: str
 
-        def apply(self, aggregate: Any) -> None:
-            aggregate.status, aggregate.step, aggregate.reason = "resolved", "done", self.note
+        def record(self, aggregate: Any) -> None:
+            aggregate.reason = self.note
 
     @classmethod
     def start(
         cls, *, id: UUID, org_id: str, actor_id: str, buyer_id: str, token_id: str,
         amount: int, usd_cents: int, payment_method: str, wallet: str, contract: str,
     ) -> TokenPurchase:
-        """Open a purchase (inputs already validated against the buyer and token)."""
+        """Open a purchase (inputs already validated against the buyer and token); without a
+        contract yet, it first waits for the token's deployment."""
         if amount <= 0:
             raise ValidationFailed("amount must be greater than 0", "amount")
         if usd_cents <= 0:
@@ -238,8 +313,25 @@ class TokenPurchase(OneAggregate):
         return cls._create(
             cls.Started, id=id, org_id=org_id, actor_id=actor_id, buyer_id=buyer_id,
             token_id=token_id, amount=amount, usd_cents=usd_cents, payment_method=payment_method,
-            wallet=wallet, contract=contract,
+            wallet=wallet, contract=contract, status="running", step="charge" if contract else "contract",
         )
+
+    # ---- the transitions whose target depends on where the saga is ---------------------------
+
+    def after_mint(self) -> Move:
+        """A confirmed mint goes on to record, or, if the saga already gave up on it (it landed
+        late), to burn before refunding."""
+        return ("running", "record") if self.status == "running" else ("compensating", "burn")
+
+    def undo_from(self) -> Move:
+        """Compensation burns what was minted, then refunds."""
+        return "compensating", "burn" if self.minted else "refund"
+
+    def resumed_at(self) -> Move:
+        """A resumed saga goes on with the step it stopped at."""
+        return ("compensating" if self.step in ("burn", "refund") else "running"), self.step
+
+    # ---- commands ----------------------------------------------------------------------------
 
     @property
     def active(self) -> bool:
@@ -250,16 +342,33 @@ class TokenPurchase(OneAggregate):
         if not self.active or self.step != step:
             raise InvalidState(f"saga is {self.status} at step {self.step}, not at {step}", "step")
 
+    def _move(self, event: type[SagaEvent], move: Move, actor_id: str, **data: Any) -> None:
+        status, step = move
+        self.trigger_event(event, actor_id=actor_id, status=status, step=step, **data)
+
+    def _stay(self, event: type[SagaEvent], actor_id: str, **data: Any) -> None:
+        self._move(event, (self.status, self.step), actor_id, **data)
+
+    def contract_found(self, actor_id: str, contract: str) -> None:
+        """The token's contract exists: go on to charge."""
+        self._at("contract")
+        self._move(self.ContractFound, ("running", "charge"), actor_id, contract=contract)
+
+    def abandon(self, actor_id: str, reason: str) -> None:
+        """Give up before anything was charged."""
+        self._at("contract")
+        self._move(self.Abandoned, ("failed", "done"), actor_id, reason=reason)
+
     def payment_succeeded(self, actor_id: str, payment_id: str) -> None:
         """Record the charge."""
         self._at("charge")
-        self.trigger_event(self.PaymentSucceeded, actor_id=actor_id, payment_id=payment_id)
+        self._move(self.PaymentSucceeded, ("running", "mint"), actor_id, payment_id=payment_id)
 
     def payment_declined(self, actor_id: str, payment_id: str | None, code: str | None) -> None:
         """Record a decline: the saga fails with nothing to undo."""
         self._at("charge")
-        self.trigger_event(self.PaymentDeclined, actor_id=actor_id, payment_id=payment_id,
-                           decline_code=code)
+        self._move(self.PaymentDeclined, ("failed", "done"), actor_id, payment_id=payment_id,
+                   decline_code=code)
 
     def mint_signed(self, actor_id: str, tx_hash: str, raw: str, nonce: int) -> None:
         """Remember the signed mint before broadcasting it."""
@@ -272,7 +381,7 @@ class TokenPurchase(OneAggregate):
         self._at(step)
         if getattr(self, event.SLOT) is not None:
             raise InvalidState(f"a {step} transaction is already recorded", "step")
-        self.trigger_event(event, actor_id=actor_id, tx_hash=tx_hash, raw=raw, nonce=nonce)
+        self._stay(event, actor_id, tx_hash=tx_hash, raw=raw, nonce=nonce)
 
     def mint_confirmed(self, actor_id: str, tx_hash: str, block_number: int) -> None:
         """The recorded mint was mined: go on recording, or, if already compensating (the mint
@@ -281,20 +390,20 @@ class TokenPurchase(OneAggregate):
             self._at("mint")
         if self.mint_tx is None or self.mint_tx["tx_hash"] != tx_hash:
             raise InvalidState("confirmation for an unknown mint transaction", "tx_hash")
-        self.trigger_event(self.MintConfirmed, actor_id=actor_id, tx_hash=tx_hash,
-                           block_number=block_number)
+        self._move(self.MintConfirmed, self.after_mint(), actor_id, tx_hash=tx_hash,
+                   block_number=block_number)
 
     def complete(self, actor_id: str, shares: list[Share]) -> None:
         """Holdings and revenue recorded."""
         self._at("record")
-        self.trigger_event(self.Completed, actor_id=actor_id,
-                           shares=[s.__dict__ for s in shares])
+        self._move(self.Completed, ("completed", "done"), actor_id,
+                   shares=[s.__dict__ for s in shares])
 
     def compensate(self, actor_id: str, reason: str) -> None:
         """Give up going forward after the payment: burn what was minted, refund."""
         if self.status != "running" or self.payment_id is None:
             raise InvalidState("only a running saga that has charged can compensate", "status")
-        self.trigger_event(self.CompensationStarted, actor_id=actor_id, reason=reason)
+        self._move(self.CompensationStarted, self.undo_from(), actor_id, reason=reason)
 
     def burn_signed(self, actor_id: str, tx_hash: str, raw: str, nonce: int) -> None:
         """Remember the signed burn before broadcasting it."""
@@ -303,34 +412,33 @@ class TokenPurchase(OneAggregate):
     def burn_confirmed(self, actor_id: str, tx_hash: str) -> None:
         """The compensating burn is on chain."""
         self._at("burn")
-        self.trigger_event(self.BurnConfirmed, actor_id=actor_id, tx_hash=tx_hash)
+        self._move(self.BurnConfirmed, ("compensating", "refund"), actor_id, tx_hash=tx_hash)
 
     def refunded(self, actor_id: str, refund_id: str) -> None:
         """The refund went through: compensated."""
         self._at("refund")
-        self.trigger_event(self.Refunded, actor_id=actor_id, refund_id=refund_id)
+        self._move(self.Refunded, ("compensated", "done"), actor_id, refund_id=refund_id)
 
     def step_failed(self, actor_id: str, error: str, retry_at: str) -> None:
         """A transient failure of the current step; retried at `retry_at`."""
         if not self.active:
             raise InvalidState(f"saga is {self.status}", "status")
-        self.trigger_event(self.StepFailed, actor_id=actor_id, step=self.step, error=error,
-                           retry_at=retry_at)
+        self._stay(self.StepFailed, actor_id, error=error, retry_at=retry_at)
 
     def park(self, actor_id: str, reason: str) -> None:
         """Stop and wait for an operator."""
         if not self.active:
             raise InvalidState(f"saga is {self.status}", "status")
-        self.trigger_event(self.Parked, actor_id=actor_id, reason=reason)
+        self._move(self.Parked, ("parked", self.step), actor_id, reason=reason)
 
     def resume(self, actor_id: str) -> None:
         """Operator: retry a parked saga."""
         if self.status != "parked":
             raise InvalidState("only a parked saga can be retried", "status")
-        self.trigger_event(self.Resumed, actor_id=actor_id)
+        self._move(self.Resumed, self.resumed_at(), actor_id)
 
     def resolve(self, actor_id: str, note: str) -> None:
         """Operator: settle a parked saga by hand."""
         if self.status != "parked":
             raise InvalidState("only a parked saga can be resolved", "status")
-        self.trigger_event(self.Resolved, actor_id=actor_id, note=note)
+        self._move(self.Resolved, ("resolved", "done"), actor_id, note=note)

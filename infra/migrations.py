@@ -237,6 +237,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         TRUNCATE thing_tags;
         DELETE FROM projection_checkpoints WHERE name = 'tags';  -- rebuilt per organization
     """),
+    Migration(8, "the Stripe test-mode sandbox's state, shared by every process on the database", """
+        CREATE TABLE payment_sandbox (
+            id int PRIMARY KEY CHECK (id = 1),
+            state jsonb NOT NULL
+        );
+    """),
 )
 
 

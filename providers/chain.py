@@ -92,11 +92,22 @@ class SignedTx:
     sender: str  # checksum address
 
 
+TRANSFER_TOPIC = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
+"""topic 0 of the ERC-20 `Transfer` event."""
+
+
 @dataclass(frozen=True)
 class TxReceipt:
     tx_hash: str
     succeeded: bool  # False: mined but reverted (nothing minted or burned)
     block_number: int
+    transfers_from: frozenset[str] = frozenset()
+    """The (lowercase) addresses that emitted an ERC-20 `Transfer` in this transaction."""
+
+    def transferred(self, contract: str) -> bool:
+        """Whether `contract` moved tokens in this transaction: a mint or burn counts as done only
+        then (a transaction to an address without code succeeds, and does nothing)."""
+        return self.succeeded and contract.lower() in self.transfers_from
 
 
 class ChainUnavailable(Exception):
@@ -113,11 +124,17 @@ class StaleNonce(ChainError):
 
 @runtime_checkable
 class TokenLedger(Protocol):
-    def deploy_token(self, *, name: str, symbol: str) -> str: ...
+    @property
+    def ephemeral(self) -> bool:
+        """The chain lives in this process and starts empty (the embedded default's)."""
+        ...
+
+    def sign_deploy(self, *, name: str, symbol: str) -> tuple[SignedTx, str]: ...
     def sign_mint(self, *, contract: str, to: str, amount: int) -> SignedTx: ...
     def sign_burn(self, *, contract: str, holder: str, amount: int) -> SignedTx: ...
     def broadcast(self, tx: SignedTx) -> None: ...
     def receipt(self, tx_hash: str) -> TxReceipt | None: ...
+    def has_code(self, address: str) -> bool: ...
     def balance_of(self, contract: str, holder: str) -> int: ...
     def total_supply(self, contract: str) -> int: ...
     def custodial_address(self, owner_id: str) -> str: ...
@@ -248,6 +265,13 @@ class Web3Ledger:
         self.nonces.resync()
 
     @property
+    def ephemeral(self) -> bool:
+        """Whether the chain is the in-process EVM (it starts empty on every start)."""
+        from providers.evm import InProcessEVMProvider
+
+        return isinstance(self._w3.provider, InProcessEVMProvider)
+
+    @property
     def address(self) -> str:
         """The signer (contract owner) address."""
         return str(self._account.address)
@@ -344,9 +368,18 @@ class Web3Ledger:
                 return None
             except Web3RPCError as exc:
                 raise ChainUnavailable(f"eth_getTransactionReceipt: {_rpc_message(exc)}") from exc
-        return TxReceipt(
-            tx_hash=tx_hash, succeeded=rcpt["status"] == 1, block_number=int(rcpt["blockNumber"])
+        transfers = frozenset(
+            str(entry["address"]).lower() for entry in rcpt.get("logs", ())
+            if entry.get("topics") and Web3.to_hex(entry["topics"][0]) == TRANSFER_TOPIC
         )
+        return TxReceipt(tx_hash=tx_hash, succeeded=rcpt["status"] == 1,
+                         block_number=int(rcpt["blockNumber"]), transfers_from=transfers)
+
+    def has_code(self, address: str) -> bool:
+        """Whether a contract lives at `address` (a token whose contract is missing must not be
+        minted into)."""
+        with _rpc("eth_getCode"):
+            return len(self._w3.eth.get_code(_checksum(address, "address"))) > 0
 
     def wait_for_receipt(self, tx_hash: str, timeout_s: float | None = None) -> TxReceipt:
         """Poll ``receipt`` until mined; ``ChainUnavailable`` after the timeout."""

@@ -2,30 +2,31 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from infra.database import ConnectionInfo
 from infra.settings import Settings
 from providers.chain import TokenLedger, Web3Ledger, http_web3
 from providers.embeddings import Embedder, EmbedderMisconfigured, EmbedderSpec
 from providers.payments import PaymentGateway
 from providers.privy import PrivyVerifier
+from providers.sandbox_state import DatabaseStore
 from providers.stripe_gateway import StripeGateway
 
 
-def build_payments(settings: Settings) -> PaymentGateway:
+def build_payments(settings: Settings, db: ConnectionInfo) -> PaymentGateway:
     """Stripe (`STRIPE_API_KEY`, optional `STRIPE_API_BASE`), else the Stripe test-mode sandbox
-    whose state is kept under the data dir (so idempotency survives restarts)."""
+    whose state is kept in the database (idempotency survives restarts and is shared by every
+    process)."""
     if settings.stripe_api_key:
         return StripeGateway(settings.stripe_api_key, api_base=settings.stripe_api_base)
     from providers.stripe_sandbox import sandbox_gateway
 
-    state = None if settings.database_url else Path(settings.data_dir) / "stripe-sandbox.json"
-    return sandbox_gateway(state_file=state)
+    return sandbox_gateway(store=DatabaseStore(db.conninfo))
 
 
 def build_ledger(settings: Settings) -> TokenLedger:
     """An EVM over JSON-RPC (`CHAIN_RPC_URL` + `CHAIN_PRIVATE_KEY`), else the in-process EVM
-    (eth-tester + py-evm; its chain lives in memory and starts empty on every start)."""
+    (eth-tester + py-evm: its chain lives in memory, and the leading saga runner rebuilds it from
+    the signed transactions the log records)."""
     seed = settings.custody_seed.encode()
     if settings.chain_rpc_url:
         if not settings.chain_private_key:

@@ -13,7 +13,6 @@ twice.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,7 +20,7 @@ import stripe
 
 from providers.payments import Payment, PaymentError, PaymentUnavailable, Refund
 
-__all__ = ["StripeGateway", "gateway_from_env", "payment_from_intent", "refund_from_object"]
+__all__ = ["StripeGateway", "payment_from_intent", "refund_from_object"]
 
 _INTENT_STATUS = {
     "succeeded": "succeeded",
@@ -187,15 +186,3 @@ class StripeGateway:
             currency=payment.currency,
             decline_code=error.get("decline_code") or err.code or payment.decline_code,
         )
-
-
-def gateway_from_env(env: Mapping[str, str] | None = None) -> StripeGateway:
-    """Real Stripe when ``STRIPE_API_KEY`` is set (``STRIPE_API_BASE`` optional, e.g. stripe-mock), else
-    the in-process sandbox (state kept in ``ONE_STRIPE_SANDBOX_STATE`` if set, else in memory)."""
-    env = os.environ if env is None else env
-    api_key = env.get("STRIPE_API_KEY")
-    if not api_key:
-        from providers.stripe_sandbox import sandbox_gateway
-
-        return sandbox_gateway(state_file=env.get("ONE_STRIPE_SANDBOX_STATE") or None)
-    return StripeGateway(api_key, api_base=env.get("STRIPE_API_BASE") or None)

@@ -20,7 +20,8 @@ Behaves like Stripe test mode for what the saga uses:
 * Fault injection: ``fail_next(n, status=500)`` (or ``status=None`` for a network failure), optionally
   ``after_processing=True`` to lose the response of a request that did execute.
 
-Pass ``state_file`` to keep the state across process restarts (JSON, rewritten after each change).
+The state lives in a ``SandboxStore`` (``providers.sandbox_state``): in memory by default; in the
+database for the embedded default, so that it survives restarts and is shared by every process.
 """
 
 from __future__ import annotations
@@ -30,20 +31,20 @@ import copy
 import hashlib
 import io
 import json
-import os
 import re
 import secrets
 import string
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import stripe
 
+from providers.sandbox_state import MemoryStore, SandboxStore, empty_state
 from providers.stripe_gateway import StripeGateway
 
 __all__ = [
@@ -290,7 +291,7 @@ class StripeSandboxClient(stripe.HTTPClient):
     def __init__(
         self,
         *,
-        state_file: Path | str | None = None,
+        store: SandboxStore | None = None,
         clock: Callable[[], float] = time.time,
         on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
@@ -301,16 +302,9 @@ class StripeSandboxClient(stripe.HTTPClient):
         self._faults: list[_Fault] = []
         self._requests: list[RecordedRequest] = []
         self._request_context: dict[str, str | None] = {"id": None, "idempotency_key": None}
-        self._state_file = Path(state_file) if state_file is not None else None
-        self._state: dict[str, Any] = {
-            "payment_intents": {},
-            "charges": {},
-            "refunds": {},
-            "idempotency": {},
-            "events": [],
-        }
-        if self._state_file is not None and self._state_file.exists():
-            self._state.update(json.loads(self._state_file.read_text()))
+        self._store: SandboxStore = store or MemoryStore()
+        self._state: dict[str, Any] = empty_state()
+        """The state held for the request being answered (`_holding`)."""
 
     # ------------------------------------------------------------------------------- test hooks
 
@@ -347,24 +341,31 @@ class StripeSandboxClient(stripe.HTTPClient):
 
     def payment_intents(self) -> list[dict[str, Any]]:
         """Copies of every PaymentIntent created, oldest first."""
-        with self._lock:
+        with self._holding():
             return copy.deepcopy(list(self._state["payment_intents"].values()))
 
     def refunds(self) -> list[dict[str, Any]]:
         """Copies of every Refund created, oldest first."""
-        with self._lock:
+        with self._holding():
             return copy.deepcopy(list(self._state["refunds"].values()))
 
     def captured_cents(self) -> int:
         """Money taken minus money refunded, over all payments (the "no double charge" check)."""
-        with self._lock:
+        with self._holding():
             charges = self._state["charges"].values()
             return sum(c["amount_captured"] - c["amount_refunded"] for c in charges)
 
     def events(self) -> list[dict[str, Any]]:
         """Copies of the webhook events generated so far (Stripe event objects), oldest first."""
-        with self._lock:
+        with self._holding():
             return copy.deepcopy(list(self._state["events"]))
+
+    @contextmanager
+    def _holding(self) -> Iterator[None]:
+        """This client's lock and the stored state, held together (other processes wait)."""
+        with self._lock, self._store.hold() as state:
+            self._state = state
+            yield
 
     # ------------------------------------------------------------------------- HTTPClient API
 
@@ -430,7 +431,7 @@ class StripeSandboxClient(stripe.HTTPClient):
         }
         if key:
             out_headers["Idempotency-Key"] = key
-        with self._lock:
+        with self._holding():
             fault = self._take_fault(f"{method} {path}")
             if fault is not None and not fault.after_processing:
                 return self._fault_response(method, path, params, key, fault, out_headers)
@@ -517,8 +518,6 @@ class StripeSandboxClient(stripe.HTTPClient):
                 "body": body,
                 "created": self._clock(),
             }
-        if method == "POST":
-            self._save()
         return status, body, False
 
     def _route(self, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -839,22 +838,14 @@ class StripeSandboxClient(stripe.HTTPClient):
         if self._on_event is not None:
             self._on_event(copy.deepcopy(event))
 
-    def _save(self) -> None:
-        if self._state_file is None:
-            return
-        self._state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._state_file.with_suffix(self._state_file.suffix + ".tmp")
-        tmp.write_text(json.dumps(self._state))
-        os.replace(tmp, self._state_file)
-
     @staticmethod
     def _random(n: int) -> str:
         return "".join(secrets.choice(_ALNUM) for _ in range(n))
 
 
 def sandbox_gateway(
-    client: StripeSandboxClient | None = None, *, state_file: Path | str | None = None
+    client: StripeSandboxClient | None = None, *, store: SandboxStore | None = None
 ) -> StripeGateway:
     """The real ``StripeGateway`` (official SDK) over the in-process sandbox: the embedded default."""
-    http_client = client if client is not None else StripeSandboxClient(state_file=state_file)
+    http_client = client if client is not None else StripeSandboxClient(store=store)
     return StripeGateway(SANDBOX_API_KEY, api_base="https://sandbox.stripe.invalid", http_client=http_client)

@@ -5,6 +5,9 @@ current step needs, and appends the outcome through the command bus with the ver
 (a second driver acting on the same saga loses with a version conflict instead of acting twice).
 
 Crash safety, step by step:
+- contract: a purchase of a token whose contract is still being deployed waits on a durable
+  timer (backing off up to `max_backoff_s`) until the token has one, and is abandoned, with
+  nothing charged, after `contract_wait_s`.
 - charge / refund: the idempotency key is `<saga id>:<step>`, so a retry after a crash returns the
   same PaymentIntent / Refund instead of charging or refunding twice.
 - mint / burn: the transaction is signed locally with an explicit nonce and recorded in the
@@ -16,9 +19,7 @@ Crash safety, step by step:
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,9 +31,11 @@ from commands.handlers import Context
 from commands.purchases import AdvancePurchase, Decision, record_holdings
 from commands.store import EventLog
 from domain.errors import DomainError
+from domain.things import Thing
 from domain.token_purchase import TOKEN_DECIMALS, TokenPurchase, revenue_split
 from providers.chain import ChainError, ChainUnavailable, SignedTx, StaleNonce, TokenLedger, TxReceipt
 from providers.payments import PaymentError, PaymentGateway, PaymentUnavailable
+from sagas.signing import Signer
 
 log = logging.getLogger(__name__)
 Owners = Callable[[str, str], dict[str, float]]
@@ -53,6 +56,7 @@ class DriverPolicy:
     base_backoff_s: float = 0.5
     max_backoff_s: float = 30.0
     confirm_timeout_s: float = 120.0
+    contract_wait_s: float = 600.0
 
     def retry_at(self, attempts: int, now: datetime) -> datetime:
         """Exponential backoff for the next attempt."""
@@ -66,7 +70,7 @@ class PurchaseDriver:
     def __init__(
         self, bus: CommandBus, event_log: EventLog, payments: PaymentGateway, ledger: TokenLedger,
         owners_of: Owners, policy: DriverPolicy | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC), signer: Signer | None = None,
     ) -> None:
         self.bus = bus
         self.event_log = event_log
@@ -75,15 +79,15 @@ class PurchaseDriver:
         self.owners_of = owners_of
         self.policy = policy or DriverPolicy()
         self.clock = clock
-        self._signing = threading.Lock()
+        self.signer = signer or Signer(ledger)
 
     def advance(self, saga_id: UUID) -> str:
         """Run the saga's current step once; return the saga's status afterwards."""
         saga: TokenPurchase = self.event_log.repository.get(saga_id)
         if not saga.active:
             return saga.status
-        step = {"charge": self._charge, "mint": self._mint, "record": self._record,
-                "burn": self._burn, "refund": self._refund}[saga.step]
+        step = {"contract": self._contract, "charge": self._charge, "mint": self._mint,
+                "record": self._record, "burn": self._burn, "refund": self._refund}[saga.step]
         try:
             based_on, decision = step(saga)
         except Transient as error:
@@ -94,6 +98,18 @@ class PurchaseDriver:
         return str(self.event_log.repository.get(saga_id).status)
 
     # ---- steps -------------------------------------------------------------------------------
+
+    def _contract(self, saga: TokenPurchase) -> Step:
+        token: Thing = self.event_log.repository.get(UUID(saga.token_id))
+        address = str(token.properties.get("contractAddress") or "")
+        if address:
+            return saga, lambda s, _, ctx: s.contract_found(ctx.actor_id, address)
+        waited = (self.clock() - saga.created_on).total_seconds()
+        if token.deleted or waited > self.policy.contract_wait_s:
+            reason = ("the token was deleted" if token.deleted else
+                      f"the token's contract was not deployed within {self.policy.contract_wait_s:.0f}s")
+            return saga, lambda s, _, ctx: s.abandon(ctx.actor_id, reason)
+        raise Transient("waiting for the token's contract to be deployed")
 
     def _charge(self, saga: TokenPurchase) -> Step:
         return saga, self._charge_decision(saga)
@@ -117,6 +133,8 @@ class PurchaseDriver:
 
     def _mint(self, saga: TokenPurchase) -> Step:
         if saga.mint_tx is None:
+            if not self._contract_exists(saga.contract):
+                return saga, _compensate(f"the token's contract {saga.contract} is missing on chain")
             amount = saga.amount * 10**TOKEN_DECIMALS
             try:
                 saga = self._sign_record_broadcast(
@@ -129,8 +147,11 @@ class PurchaseDriver:
             tx = self._settle(saga.mint_tx, saga)
         except StaleNonce as error:
             return saga, _compensate(f"mint transaction can never be mined: {error}")
-        if tx.succeeded:
+        if tx.transferred(saga.contract):
             return saga, lambda s, _, ctx: s.mint_confirmed(ctx.actor_id, tx.tx_hash, tx.block_number)
+        if tx.succeeded:
+            return saga, _compensate(f"mint transaction {tx.tx_hash} minted nothing: no token"
+                                     f" contract at {saga.contract}")
         return saga, _compensate(f"mint transaction {tx.tx_hash} reverted")
 
     def _record(self, saga: TokenPurchase) -> Step:
@@ -154,9 +175,12 @@ class PurchaseDriver:
             tx = self._settle(saga.burn_tx, saga)
         except StaleNonce as error:
             return saga, _park(f"burn transaction is stale: {error}")
-        if not tx.succeeded:
-            raise Transient(f"burn transaction {tx.tx_hash} reverted")
-        return saga, lambda s, _, ctx: s.burn_confirmed(ctx.actor_id, tx.tx_hash)
+        if tx.transferred(saga.contract):
+            return saga, lambda s, _, ctx: s.burn_confirmed(ctx.actor_id, tx.tx_hash)
+        if tx.succeeded:
+            return saga, _park(f"burn transaction {tx.tx_hash} burned nothing: no token contract"
+                               f" at {saga.contract}")
+        raise Transient(f"burn transaction {tx.tx_hash} reverted")
 
     def _refund(self, saga: TokenPurchase) -> Step:
         assert saga.payment_id is not None
@@ -182,9 +206,15 @@ class PurchaseDriver:
             receipt = self.ledger.receipt(saga.mint_tx["tx_hash"])
         except ChainUnavailable as error:
             raise Transient(f"chain unavailable: {error}") from error
-        if receipt is None or not receipt.succeeded:
+        if receipt is None or not receipt.transferred(saga.contract):
             return None
         return lambda s, _, ctx: s.mint_confirmed(ctx.actor_id, receipt.tx_hash, receipt.block_number)
+
+    def _contract_exists(self, contract: str) -> bool:
+        try:
+            return self.ledger.has_code(contract)
+        except ChainUnavailable as error:
+            raise Transient(f"chain unavailable: {error}") from error
 
     def _wallet(self, saga: TokenPurchase) -> str:
         return saga.wallet or self.ledger.custodial_address(saga.buyer_id)
@@ -193,24 +223,15 @@ class PurchaseDriver:
         self, saga: TokenPurchase, sign: Callable[[], SignedTx],
         record: Callable[[TokenPurchase, str, str, str, int], None],
     ) -> TokenPurchase:
-        """Sign, append the signed transaction to the saga, then broadcast; return the new saga.
+        """Sign, append the signed transaction to the saga, then broadcast; return the new saga."""
+        def recorded(signed: SignedTx) -> None:
+            self._apply(saga, lambda s, _, ctx: record(s, ctx.actor_id, signed.tx_hash, signed.raw,
+                                                       signed.nonce))
 
-        One lock per driver keeps nonces gap-free: if the append fails (another driver moved the
-        saga), the unsent transaction's nonce is released before anyone signs again.
-        """
-        with self._signing:
-            try:
-                signed = sign()
-            except ChainUnavailable as error:
-                raise Transient(f"chain unavailable: {error}") from error
-            try:
-                self._apply(saga, lambda s, _, ctx: record(s, ctx.actor_id, signed.tx_hash,
-                                                           signed.raw, signed.nonce))
-            except BaseException:
-                self.ledger.resync_nonces()
-                raise
-            with contextlib.suppress(ChainUnavailable):  # the receipt check re-broadcasts
-                self.ledger.broadcast(signed)
+        try:
+            self.signer.sign_record_broadcast(sign, recorded)
+        except ChainUnavailable as error:
+            raise Transient(f"chain unavailable: {error}") from error
         reloaded: TokenPurchase = self.event_log.repository.get(saga.id)
         return reloaded
 
@@ -236,7 +257,7 @@ class PurchaseDriver:
         raise Transient(f"transaction {recorded['tx_hash']} not mined yet")
 
     def _on_transient(self, saga: TokenPurchase, error: str) -> Decision:
-        if saga.attempts + 1 < self.policy.max_attempts:
+        if saga.attempts + 1 < self.policy.max_attempts or saga.step == "contract":
             retry_at = self.policy.retry_at(saga.attempts, self.clock()).isoformat()
             return lambda s, _, ctx: s.step_failed(ctx.actor_id, error, retry_at)
         if saga.status == "running" and saga.payment_id is not None:

@@ -12,7 +12,6 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from infra.anvil import Anvil, free_port
 from providers.chain import (
     ChainError,
     ChainUnavailable,
@@ -23,6 +22,8 @@ from providers.chain import (
     http_web3,
 )
 from providers.evm import DEV_DEPLOYER_KEY, in_process_web3
+from tests.support.anvil import Anvil
+from tests.support.processes import free_port
 
 SEED = b"one-test-custody-seed-0123456789"
 # account 1 of the dev mnemonic: funded on both chains, but not the owner of the tokens we deploy

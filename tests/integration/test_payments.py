@@ -18,9 +18,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import stripe
 
-from infra.stripe_mock import StripeMock
 from providers.payments import PAYMENT_STATUSES, PaymentError, PaymentGateway, PaymentUnavailable
 from providers.stripe_gateway import StripeGateway
+from tests.support.stripe_mock import StripeMock
 
 
 @dataclass(frozen=True)

@@ -58,11 +58,13 @@ def _log(seed: int = 3, things: int = 150, connections: int = 120, activities: i
         streams.append(events)
     for _ in range(sagas):
         saga: list[tuple[str, dict[str, Any]]] = [
-            ("token_purchase.started", {"buyer_id": "b", "token_id": "t", "amount": 5, "usd_cents": 500}),
-            ("token_purchase.payment_succeeded", {}),
-            ("token_purchase.step_failed", {"error": "rpc", "retry_at": START.isoformat()}),
-            ("token_purchase.mint_confirmed", {}),
-            ("token_purchase.completed", {}),
+            ("token_purchase.started", {"buyer_id": "b", "token_id": "t", "amount": 5, "usd_cents": 500,
+                                        "status": "running", "step": "charge"}),
+            ("token_purchase.payment_succeeded", {"status": "running", "step": "mint"}),
+            ("token_purchase.step_failed", {"error": "rpc", "retry_at": START.isoformat(),
+                                            "status": "running", "step": "mint"}),
+            ("token_purchase.mint_confirmed", {"status": "running", "step": "record"}),
+            ("token_purchase.completed", {"status": "completed", "step": "done"}),
         ]
         streams.append(saga[: rng.randint(1, 5)])
     for _ in range(activities):
@@ -78,7 +80,7 @@ def _log(seed: int = 3, things: int = 150, connections: int = 120, activities: i
         kind, data = streams[i][next_version[i]]
         next_version[i] += 1
         log.append(Envelope(
-            position=position, stream_id=ids[i], version=next_version[i], type=kind, schema_version=1,
+            position=position, stream_id=ids[i], version=next_version[i], type=kind, schema_version=2,
             occurred_at=(START + timedelta(seconds=position)).isoformat(), org_id=ORG,
             actor_id="actor-1", data=data,
         ))

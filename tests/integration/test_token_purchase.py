@@ -20,13 +20,11 @@ from uuid import UUID
 import pytest
 from web3 import Web3
 
-from api.live_server import LiveServer
 from api.runtime import Runtime
 from commands import models as m
 from commands.handlers import SYSTEM_ORG_ID, Context
 from commands.purchases import AdvancePurchase
 from domain.token_purchase import TOKEN_DECIMALS, TokenPurchase
-from infra.anvil import Anvil
 from infra.database import ConnectionInfo
 from projections.rebuild import rebuild, snapshot
 from projections.sagas import SAGAS
@@ -42,6 +40,8 @@ from tests.conftest import (
     wait_for_contract,
     wait_for_purchase,
 )
+from tests.support.anvil import Anvil
+from tests.support.live_server import LiveServer
 
 CUSTODY_SEED = b"test-custody-seed-0123456789"
 
