@@ -8,12 +8,36 @@ only the system may run it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
-JsonObject = dict[str, Any]
+from commands.fields import (
+    AccountStatus,
+    AuthMethod,
+    Availability,
+    ConnectionTypeName,
+    EventTypeName,
+    JsonDateTime,
+    JsonInt,
+    JsonNumber,
+    JsonObject,
+    KeyName,
+    LearningTrack,
+    Name,
+    Role,
+    Slug,
+    Stats,
+    Tag,
+    ThingStatus,
+    ThingTypeName,
+    Visibility,
+    at_least_one_of,
+    document_person_patch,
+    document_personal_fields,
+)
 
 
 class StrictModel(BaseModel):
@@ -32,17 +56,19 @@ class CreateOrganization(StrictModel):
 
     action = "organizations.create"
 
-    name: str
-    slug: str
-    plan: str = "starter"
+    name: Name
+    slug: Slug
+    plan: Name = "starter"
     id: UUID | None = None
 
 
 class OrganizationPatch(StrictModel):
     """Rename or change plan."""
 
-    name: str | None = None
-    plan: str | None = None
+    model_config = ConfigDict(json_schema_extra=at_least_one_of("name", "plan"))
+
+    name: Name | None = None
+    plan: Name | None = None
 
 
 class UpdateOrganization(OrganizationPatch):
@@ -57,6 +83,8 @@ class ProfileFields(StrictModel):
     """A person's profile: location and social links (personal data, sealed in the log) and
     settings (visibility, learning tracks, availability, stats)."""
 
+    model_config = ConfigDict(json_schema_extra=document_personal_fields)
+
     city: str | None = None
     country: str | None = None
     country_code: str | None = None
@@ -64,14 +92,16 @@ class ProfileFields(StrictModel):
     twitter_url: str | None = None
     linkedin_url: str | None = None
     telegram_handle: str | None = None
-    learning_tracks: list[str] | None = None
-    visibility: str | None = None
-    availability: str | None = None
-    stats: dict[str, float] | None = None
+    learning_tracks: list[LearningTrack] | SkipJsonSchema[None] = None
+    visibility: Visibility | SkipJsonSchema[None] = None
+    availability: Availability | SkipJsonSchema[None] = None
+    stats: Stats | SkipJsonSchema[None] = None
 
 
 class PersonFields(StrictModel):
     """A person's own fields (all personal data) and profile. In a patch, a null removes a field."""
+
+    model_config = ConfigDict(json_schema_extra=document_personal_fields)
 
     name: str | None = None
     email: str | None = None
@@ -88,14 +118,16 @@ class CreatePerson(PersonFields):
 
     action = "people.create"
     name: str
-    role: str = "customer"
-    account_status: str = "active"
-    primary_auth_method: str = "email"
+    role: Role = "customer"
+    account_status: AccountStatus = "active"
+    primary_auth_method: AuthMethod = "email"
     id: UUID | None = None
 
 
 class PersonPatch(PersonFields):
     """Change a person's fields and profile settings."""
+
+    model_config = ConfigDict(json_schema_extra=document_person_patch)
 
 
 class UpdatePerson(PersonPatch):
@@ -108,7 +140,7 @@ class UpdatePerson(PersonPatch):
 class ChangePersonRoleBody(StrictModel):
     """New role for a person."""
 
-    role: str
+    role: Role
 
 
 class ChangePersonRole(ChangePersonRoleBody):
@@ -121,7 +153,7 @@ class ChangePersonRole(ChangePersonRoleBody):
 class AccountStatusBody(StrictModel):
     """New account status (incomplete, pending, active, suspended, banned)."""
 
-    status: str
+    status: AccountStatus
 
 
 class ChangeAccountStatus(AccountStatusBody):
@@ -152,10 +184,10 @@ class ApiKeyBody(StrictModel):
     """A key for a person of the organization (default: the caller), or, with `role`, for a new
     service account with that role."""
 
-    name: str = Field(min_length=1, max_length=100)
+    name: KeyName
     person_id: UUID | None = None
-    role: str | None = None
-    expires_at: datetime | None = None
+    role: Role | None = None
+    expires_at: JsonDateTime | None = None
 
 
 class IssueApiKey(ApiKeyBody):
@@ -201,18 +233,20 @@ class CreateThing(StrictModel):
 
     action = "things.create"
 
-    type: str
-    name: str
+    type: ThingTypeName
+    name: Name
     properties: JsonObject = Field(default_factory=dict)
-    status: str = "draft"
-    tags: list[str] = Field(default_factory=list)
+    status: ThingStatus = "draft"
+    tags: list[Tag] = Field(default_factory=list)
     id: UUID | None = None
 
 
 class ThingPatch(StrictModel):
     """Rename and/or merge properties (a null property value removes the key)."""
 
-    name: str | None = None
+    model_config = ConfigDict(json_schema_extra=at_least_one_of("name", "properties"))
+
+    name: Name | None = None
     properties: JsonObject | None = None
 
 
@@ -227,7 +261,7 @@ class UpdateThing(ThingPatch):
 class StatusBody(StrictModel):
     """Target lifecycle status."""
 
-    status: str
+    status: ThingStatus
 
 
 class ChangeThingStatus(StatusBody):
@@ -241,7 +275,7 @@ class ChangeThingStatus(StatusBody):
 class TagsBody(StrictModel):
     """Tags as `category:value`."""
 
-    tags: list[str] = Field(min_length=1)
+    tags: list[Tag] = Field(min_length=1)
 
 
 class TagThing(TagsBody):
@@ -286,7 +320,7 @@ class CreateConnection(StrictModel):
 
     from_id: UUID
     to_id: UUID
-    type: str
+    type: ConnectionTypeName
     metadata: JsonObject = Field(default_factory=dict)
 
 
@@ -320,7 +354,7 @@ class RecordActivity(StrictModel):
 
     action = "events.record"
 
-    type: str
+    type: EventTypeName
     target_id: UUID | None = None
     metadata: JsonObject = Field(default_factory=dict)
 
@@ -329,7 +363,7 @@ class Collaborator(StrictModel):
     """A co-owner of new content and their share of its revenue (0..1)."""
 
     entity_id: UUID
-    revenue_share: float = Field(ge=0, le=1, strict=True)
+    revenue_share: JsonNumber = Field(ge=0, le=1)
 
 
 class CreateContent(StrictModel):
@@ -338,10 +372,10 @@ class CreateContent(StrictModel):
     action = "content.create"
 
     creator_id: UUID
-    type: str
-    name: str
+    type: ThingTypeName
+    name: Name
     properties: JsonObject = Field(default_factory=dict)
-    tags: list[str] = Field(default_factory=list)
+    tags: list[Tag] = Field(default_factory=list)
     collaborators: list[Collaborator] = Field(default_factory=list)
     id: UUID | None = None
 
@@ -354,9 +388,9 @@ class StartTokenPurchase(StrictModel):
 
     buyer_id: UUID
     token_id: UUID
-    amount: int = Field(gt=0, strict=True)
+    amount: JsonInt = Field(gt=0)
     payment_method: str = Field(min_length=1, max_length=255)
-    usd_amount: float | None = Field(default=None, gt=0)
+    usd_amount: JsonNumber | None = Field(default=None, gt=0)
 
 
 # ---- internal: token contract deployment ---------------------------------------------------

@@ -358,6 +358,38 @@ LEGACY_ALIASES: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
 """dimension ("thing", "connection", "event") -> old name -> consolidated name."""
 
 
+ACCEPTED_NAMES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        dimension: tuple(sorted(canonical | LEGACY_ALIASES[dimension].keys()))
+        for dimension, canonical in (
+            ("thing", THING_TYPES),
+            ("connection", CONNECTION_TYPES),
+            ("event", EVENT_TYPES),
+        )
+    }
+)
+"""dimension -> every name a client may send (consolidated names and legacy aliases)."""
+
+SPACE_CLASS: Final = "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+"""What `str.strip()` removes (`str.isspace`), as a regular-expression class body."""
+NOT_BLANK: Final = f"^[^\x00]*[^{SPACE_CLASS}\x00][^\x00]*$"
+"""Text that is not all whitespace (and, like all text, holds no NUL: storage refuses it)."""
+
+
+def _caseless(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
+
+
+_PADDING = f"[{SPACE_CLASS}]*"
+_VISIBLE = f"[^{SPACE_CLASS}\x00]"
+TAG_PATTERN: Final[str] = (
+    f"^{_PADDING}(?:{'|'.join(_caseless(c) for c in sorted(TAG_CATEGORIES))}){_PADDING}:{_PADDING}"
+    f"{_VISIBLE}(?:[^\x00]{{0,{TAG_VALUE_MAX_LENGTH - 2}}}{_VISIBLE})?{_PADDING}$"
+)
+"""Exactly the tags `parse_tag` accepts: a known category (any case) and a value of 1 to
+TAG_VALUE_MAX_LENGTH characters, each part with optional surrounding whitespace."""
+
+
 # --------------------------------------------------------------------------- errors
 class OntologyError(ValidationFailed, ValueError):
     """Invalid input against the ontology; carries the field at fault and the stable code
@@ -469,11 +501,12 @@ def validate_role(role: str, field: str = "role") -> str:
 
 
 def validate_name(name: str, field: str = "name", max_length: int = 500) -> str:
-    """Return ``name`` stripped; it must be non-empty and at most ``max_length`` chars."""
-    text = _require_str(name, field, "name").strip()
+    """Return ``name`` stripped; it must not be blank and be at most ``max_length`` chars."""
+    raw = _require_str(name, field, "name")
+    text = raw.strip()
     if not text:
         raise OntologyError(field, f"{field} must not be empty")
-    if len(text) > max_length:
+    if len(raw) > max_length:
         raise OntologyError(field, f"{field} must be at most {max_length} characters")
     return text
 

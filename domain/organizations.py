@@ -16,7 +16,8 @@ from domain.base import OneAggregate
 from domain.errors import AccountSuspended, InvalidState, ValidationFailed
 from domain.permissions import ACCOUNT_STATUSES, BLOCKED_STATUSES
 
-_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+SLUG_PATTERN: Final = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
+"""An organization's slug: lowercase letters, digits and inner dashes, at most 64 characters."""
 AUTH_METHODS: Final[frozenset[str]] = frozenset({"email", "wallet", "social"})
 LEARNING_TRACKS: Final[frozenset[str]] = frozenset({"ai", "crypto", "privacy"})
 VISIBILITIES: Final[frozenset[str]] = frozenset({"public", "members", "private"})
@@ -64,7 +65,7 @@ class Organization(OneAggregate):
     @classmethod
     def create(cls, *, id: UUID, actor_id: str, name: str, slug: str, plan: str) -> Organization:
         """Found an organization; the slug is lowercase letters, digits and dashes."""
-        if not _SLUG.match(slug):
+        if not re.fullmatch(SLUG_PATTERN, slug):
             raise ValidationFailed("slug must be lowercase letters, digits and dashes", "slug")
         return cls._create(
             cls.Created, id=id, org_id=str(id), actor_id=actor_id,

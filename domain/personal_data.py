@@ -12,6 +12,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from cryptography.exceptions import InvalidTag
@@ -23,52 +24,71 @@ from domain.errors import ValidationFailed
 _SEAL_VERSION: Final = "v1."
 KEY_BYTES: Final = 32
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_USERNAME = re.compile(r"^[a-z0-9_][a-z0-9_.-]{2,31}$")
-_WALLET = re.compile(r"^0x[0-9a-fA-F]{40}$")
-_URL = re.compile(r"^https?://[^\s]+$")
-_COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
-_TELEGRAM = re.compile(r"^@?[A-Za-z0-9_]{5,32}$")
-_DID = re.compile(r"^did:[a-z0-9]+:[A-Za-z0-9._:%-]{1,200}$")
+_SPACE = ontology.SPACE_CLASS
+EMAIL_PATTERN: Final = f"^[^@{_SPACE}\\x00]+@[^@{_SPACE}\\x00]+\\.[^@{_SPACE}\\x00]+$"
+WALLET_PATTERN: Final = r"^0x[0-9a-fA-F]{40}$"
+URL_PATTERN: Final = f"^https?://[^{_SPACE}\\x00]+$"
 
 
-def _text(max_length: int) -> Callable[[str, str], str]:
-    def check(value: str, field: str) -> str:
-        return ontology.validate_name(value, field, max_length)
+@dataclass(frozen=True)
+class TextRule:
+    """Free text: not blank, at most `max_length` characters (stored stripped)."""
 
-    return check
+    max_length: int
 
+    def check(self, value: str, field: str) -> str:
+        """The stored form of `value`, or ValidationFailed."""
+        return ontology.validate_name(value, field, self.max_length)
 
-def _pattern(pattern: re.Pattern[str], what: str, transform: Callable[[str], str] = str.strip,
-             max_length: int = 2048) -> Callable[[str, str], str]:
-    def check(value: str, field: str) -> str:
-        text = transform(value.strip())
-        if len(text) > max_length or not pattern.match(text):
-            raise ValidationFailed(f"{field} must be {what}", field)
-        return text
-
-    return check
+    def json_schema(self) -> dict[str, Any]:
+        """The same rule as JSON Schema."""
+        return {"type": "string", "maxLength": self.max_length, "pattern": ontology.NOT_BLANK}
 
 
-_VALIDATORS: Final[Mapping[str, Callable[[str, str], str]]] = {
-    "name": _text(200),
-    "email": _pattern(_EMAIL, "an email address", str.lower, 320),
-    "username": _pattern(_USERNAME, "3-32 lowercase letters, digits, '_', '.' or '-'", str.lower),
-    "bio": _text(2000),
-    "avatar_url": _pattern(_URL, "an http(s) URL"),
-    "ext_wallet": _pattern(_WALLET, "an EVM address (0x + 40 hex digits)"),
-    "app_wallet": _pattern(_WALLET, "an EVM address (0x + 40 hex digits)"),
-    "privy_did": _pattern(_DID, "a DID such as did:privy:…"),
-    "city": _text(100),
-    "country": _text(100),
-    "country_code": _pattern(_COUNTRY_CODE, "an ISO 3166 alpha-2 code", str.upper),
-    "github_url": _pattern(_URL, "an http(s) URL"),
-    "twitter_url": _pattern(_URL, "an http(s) URL"),
-    "linkedin_url": _pattern(_URL, "an http(s) URL"),
-    "telegram_handle": _pattern(_TELEGRAM, "a Telegram handle"),
+@dataclass(frozen=True)
+class PatternRule:
+    """A value matching `pattern` whole (no surrounding whitespace), stored as `canonical` of it."""
+
+    pattern: str
+    what: str
+    canonical: Callable[[str], str] = str
+    max_length: int = 2048
+
+    def check(self, value: str, field: str) -> str:
+        """The stored form of `value`, or ValidationFailed."""
+        if len(value) > self.max_length or not re.fullmatch(self.pattern, value):
+            raise ValidationFailed(f"{field} must be {self.what}", field)
+        return self.canonical(value)
+
+    def json_schema(self) -> dict[str, Any]:
+        """The same rule as JSON Schema."""
+        return {"type": "string", "maxLength": self.max_length, "pattern": self.pattern,
+                "description": self.what}
+
+
+_WALLET = PatternRule(WALLET_PATTERN, "an EVM address (0x + 40 hex digits)")
+_LINK = PatternRule(URL_PATTERN, "an http(s) URL")
+RULES: Final[Mapping[str, TextRule | PatternRule]] = {
+    "name": TextRule(200),
+    "email": PatternRule(EMAIL_PATTERN, "an email address", str.lower, 320),
+    "username": PatternRule(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{2,31}$",
+                            "3-32 letters, digits, '_', '.' or '-' (stored lowercase)", str.lower),
+    "bio": TextRule(2000),
+    "avatar_url": _LINK,
+    "ext_wallet": _WALLET,
+    "app_wallet": _WALLET,
+    "privy_did": PatternRule(r"^did:[a-z0-9]+:[A-Za-z0-9._:%-]{1,200}$", "a DID such as did:privy:…"),
+    "city": TextRule(100),
+    "country": TextRule(100),
+    "country_code": PatternRule(r"^[A-Za-z]{2}$", "an ISO 3166 alpha-2 code", str.upper),
+    "github_url": _LINK,
+    "twitter_url": _LINK,
+    "linkedin_url": _LINK,
+    "telegram_handle": PatternRule(r"^@?[A-Za-z0-9_]{5,32}$", "a Telegram handle"),
 }
+"""How each personal field is checked and stored."""
 
-PERSONAL_FIELDS: Final[frozenset[str]] = frozenset(_VALIDATORS)
+PERSONAL_FIELDS: Final[frozenset[str]] = frozenset(RULES)
 """Everything that identifies a person: sealed in the log, erasable."""
 
 
@@ -79,14 +99,14 @@ def validate_personal(fields: Mapping[str, Any], prefix: str = "") -> dict[str, 
     clean: dict[str, str | None] = {}
     for name, value in fields.items():
         field = f"{prefix}{name}"
-        if name not in _VALIDATORS:
+        if name not in RULES:
             raise ValidationFailed(f"{name} is not a personal field", field)
         if value is None:
             clean[name] = None
             continue
         if not isinstance(value, str):
             raise ValidationFailed(f"{field} must be a string", field)
-        clean[name] = _VALIDATORS[name](value, field)
+        clean[name] = RULES[name].check(value, field)
     return clean
 
 

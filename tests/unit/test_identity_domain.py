@@ -72,11 +72,12 @@ def test_sealed_personal_data_opens_only_with_its_key_and_for_its_person() -> No
 
 
 def test_personal_fields_are_validated_and_canonical() -> None:
-    clean = validate_personal({"email": " Ann@Example.COM ", "username": "Ann_1", "name": " Ann ",
+    clean = validate_personal({"email": "Ann@Example.COM", "username": "Ann_1", "name": " Ann ",
                                "country_code": "mx", "ext_wallet": "0x" + "a" * 40, "bio": None})
     assert clean == {"email": "ann@example.com", "username": "ann_1", "name": "Ann",
                      "country_code": "MX", "ext_wallet": "0x" + "a" * 40, "bio": None}
-    for field, value in (("email", "nope"), ("username", "a"), ("ext_wallet", "0x12"),
+    for field, value in (("email", "nope"), ("email", " ann@example.com"), ("email", "a\x00@b.c"),
+                         ("username", "a"), ("username", "ann\n"), ("ext_wallet", "0x12"),
                          ("avatar_url", "ftp://x"), ("telegram_handle", "@a b"), ("role", "x")):
         with pytest.raises(ValidationFailed) as refused:
             validate_personal({field: value}, prefix="p.")
