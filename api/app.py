@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from api.auth import PERMISSION_KEY, authenticate
 from api.limits import BodySizeLimit
 from api.metrics import render_metrics
-from api.openapi import document_authentication
+from api.openapi import document_api
 from api.problems import install_problem_handlers
 from api.routes import identity, knowledge, purchases, reads, writes
 from api.runtime import Runtime
@@ -43,7 +43,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
                    purchases.router, purchases.webhooks, knowledge.router):
         app.include_router(router)
     _require_permissions(app)
-    document_authentication(app)
+    document_api(app)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -66,9 +66,7 @@ class Caller:
         return self.reach is Reach.SELF
 
 
-def _acting_org(rt: Runtime, principal: Principal, header: str | None) -> str:
-    if header is None:
-        return principal.org_id
+def _acting_org(rt: Runtime, principal: Principal, header: str) -> str:
     try:
         org_id = str(UUID(header))
     except ValueError:
@@ -105,7 +103,9 @@ async def authenticate(request: Request) -> Caller:
     principal = rt.keyring.cached(token)
     if principal is None:
         principal = await asyncio.to_thread(rt.keyring.authenticate, token)
-    org_id = await asyncio.to_thread(_acting_org, rt, principal, x_org_id) if x_org_id else principal.org_id
+    org_id = principal.org_id
+    if x_org_id is not None:  # present but empty is refused, not ignored
+        org_id = await asyncio.to_thread(_acting_org, rt, principal, x_org_id)
     caller = Caller(principal, org_id, permissions.reach(principal.role, action_of(request)))
     request.state.caller = caller
     return caller

@@ -16,9 +16,13 @@ from api.problems import Problem
 from api.runtime import Runtime
 from commands.bus import CommandResult, request_fingerprint
 from commands.handlers import Context
-from projections.queries import Conn
+from projections.queries import CURSOR_PATTERN, Conn
 
-_ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
+ETAG_PATTERN = r'^\s*(?:W/)?"?[0-9]{1,18}"?\s*$'
+"""`If-Match`: a stream version, bare, quoted or weak (`3`, `"3"`, `W/"3"`)."""
+POSITION_PATTERN = r"^[0-9]{1,18}$"
+"""A log position sent as text (a header)."""
+MAX_POSITION = 2**63 - 1
 
 
 async def runtime(request: Request) -> Runtime:
@@ -30,19 +34,16 @@ RuntimeDep = Annotated[Runtime, Depends(runtime)]
 
 
 def parse_if_match(value: str | None) -> int | None:
-    """`If-Match: 3`, `"3"` or `W/"3"` → 3."""
-    if value is None:
-        return None
-    match = _ETAG.match(value)
-    if not match:
-        raise Problem(400, "validation_error", "If-Match must be a stream version", "If-Match")
-    return int(match.group(1))
+    """`If-Match: 3`, `"3"` or `W/"3"` → 3 (the header's pattern is checked before)."""
+    return None if value is None else int(re.sub(r"[^0-9]", "", value))
 
 
 async def command_context(
     request: Request,
-    if_match: Annotated[str | None, Header()] = None,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    if_match: Annotated[str | None, Header(pattern=ETAG_PATTERN,
+                                           description="the stream version the change expects")] = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255, pattern=r"\S",
+                                                  description="replays answer like the first")] = None,
 ) -> Context:
     """Actor, role and organization (from the key), expected version and idempotency key."""
     caller = caller_of(request)
@@ -88,13 +89,24 @@ async def clean_query(request: Request) -> None:
                           name.replace("\x00", ""))
 
 
-async def consistent_read(
-    rt: RuntimeDep,
-    after: Annotated[int | None, Query(ge=0, description="wait until this log position is visible")] = None,
-    x_after_position: Annotated[int | None, Header(ge=0)] = None,
-) -> None:
+Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
+Cursor = Annotated[str | None, Query(pattern=CURSOR_PATTERN,
+                                      description="the `next_cursor` of the previous page")]
+AfterQuery = Annotated[int | None, Query(ge=0, le=MAX_POSITION,
+                                          description="wait until this log position is visible")]
+AfterHeader = Annotated[str | None, Header(pattern=POSITION_PATTERN,
+                                           description="as `after`, for clients that send headers")]
+
+
+def requested_position(after: int | None, x_after_position: str | None) -> int:
+    """The log position a read waits for: the larger of `?after=` and `X-After-Position`."""
+    return max(after or 0, int(x_after_position or 0))
+
+
+async def consistent_read(rt: RuntimeDep, after: AfterQuery = None,
+                          x_after_position: AfterHeader = None) -> None:
     """Read-your-writes: wait (bounded) until projections reach the requested position."""
-    wanted = max(after or 0, x_after_position or 0)
+    wanted = requested_position(after, x_after_position)
     if wanted:
         await rt.wait_for(wanted)
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from api.keyring import Unauthenticated
 from api.limits import BodyTooLarge
-from api.runtime import NotCaughtUp
+from api.runtime import NotCaughtUp, PositionAhead
 from commands.bus import IdempotencyMismatch
 from domain.errors import (
     AccountSuspended,
@@ -32,7 +34,7 @@ STATUS_OF: dict[type[DomainError], int] = {
     VersionConflict: 409,
     AlreadyExists: 409,
     InvalidState: 409,
-    IdempotencyMismatch: 422,
+    IdempotencyMismatch: 409,  # the key already names another request (state, not syntax)
     Forbidden: 403,
     AccountSuspended: 403,
 }
@@ -48,7 +50,7 @@ class Problem(Exception):
 
 def problem_response(
     status: int, code: str, detail: str, field: str | None = None,
-    headers: dict[str, str] | None = None, **extra: Any,
+    headers: Mapping[str, str] | None = None, **extra: Any,
 ) -> JSONResponse:
     """Build the problem+json response."""
     body: dict[str, Any] = {
@@ -65,6 +67,9 @@ def problem_response(
 
 
 def _field_of(loc: tuple[Any, ...]) -> str:
+    """The field a validation error names: a dotted path, or a header's canonical name."""
+    if len(loc) == 2 and loc[0] == "header":
+        return "-".join(word.capitalize() for word in str(loc[1]).split("-"))
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
 
@@ -93,6 +98,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _lagging(_: Request, exc: NotCaughtUp) -> JSONResponse:
         return problem_response(504, "not_caught_up", str(exc), "after")
 
+    @app.exception_handler(PositionAhead)
+    async def _ahead(_: Request, exc: PositionAhead) -> JSONResponse:
+        return problem_response(409, "position_ahead", str(exc), "after")
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
@@ -108,8 +117,24 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(status, code, first["message"], first["field"], errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc.__cause__, BodyTooLarge):  # a streamed body outgrew the limit
             return problem_response(413, "payload_too_large", "request body is too large", "body")
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return problem_response(exc.status_code, code, str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(sorted(allowed_methods(request)))
+        return problem_response(exc.status_code, code, str(exc.detail), headers=headers)
+
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> set[str]:
+    """Every method some route of the app serves at the request's path (Starlette's 405 names
+    only the first route that matched the path): each method is tried against the routes."""
+    routes = request.app.router.routes
+    return {
+        method for method in HTTP_METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    }

@@ -47,6 +47,10 @@ class NotCaughtUp(Exception):
     """Projections did not reach the requested position within the wait limit."""
 
 
+class PositionAhead(Exception):
+    """A read asked for a log position no write has reached: the client's error, answered at once."""
+
+
 class Misconfigured(ValueError):
     """A setting that cannot work; the process stops before serving."""
 
@@ -223,6 +227,10 @@ class Runtime:
         limit = self.settings.read_wait_timeout_s if timeout is None else timeout
         deadline = time.monotonic() + limit
         delay = 0.001
+        if (reached := await self._projected_async(knowledge)) < position:
+            head = await asyncio.to_thread(self.head)
+            if position > head:
+                raise PositionAhead(f"position {position} is beyond the log's head ({head})")
         while (reached := await self._projected_async(knowledge)) < position:
             if time.monotonic() >= deadline:
                 raise NotCaughtUp(f"read models are at {reached}, not yet at {position}")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
@@ -15,6 +14,8 @@ from api.deps import (
     CleanQuery,
     Consistent,
     ContextDep,
+    Cursor,
+    Limit,
     ReadDep,
     RuntimeDep,
     command_response,
@@ -22,6 +23,7 @@ from api.deps import (
     send_command,
 )
 from api.problems import Problem
+from api.query_filters import AccountStatusFilter, RoleFilter
 from api.routes.reads import found
 from commands import models as m
 from commands.bus import CommandResult
@@ -37,7 +39,6 @@ router = APIRouter(prefix="/v1", tags=["identity"], dependencies=[Authenticated,
 reads = APIRouter(prefix="/v1", tags=["identity"], dependencies=[Authenticated, CleanQuery, Consistent])
 sign_in = APIRouter(prefix="/v1", tags=["identity"])
 """Sign-in: authenticated by the identity token it carries, not by a key."""
-Limit = Annotated[int, Query(ge=1, le=500)]
 Resp = JSONResponse
 
 
@@ -59,7 +60,7 @@ async def update_organization(request: Request, org_id: UUID, body: m.Organizati
 
 
 @reads.get("/organizations", openapi_extra=permission("organizations.list"))
-def list_organizations(conn: ReadDep, limit: Limit = 50, cursor: str | None = None) -> Resp:
+def list_organizations(conn: ReadDep, limit: Limit = 50, cursor: Cursor = None) -> Resp:
     """Every organization, newest first (platform owners)."""
     return JSONResponse(q.list_organizations(conn, limit, cursor))
 
@@ -130,9 +131,9 @@ async def _about_person(request: Request, rt: RuntimeDep, ctx: Context, person_i
 
 
 @reads.get("/people", openapi_extra=permission("people.list"))
-def list_people(conn: ReadDep, request: Request, role: str | None = None,
-                status: str | None = None, include_deleted: bool = False, limit: Limit = 50,
-                cursor: str | None = None) -> Resp:
+def list_people(conn: ReadDep, request: Request, role: RoleFilter | None = None,
+                status: AccountStatusFilter | None = None, include_deleted: bool = False, limit: Limit = 50,
+                cursor: Cursor = None) -> Resp:
     """The organization's people, newest first, by role and account status."""
     caller = caller_of(request)
     page = q.list_people(conn, caller.org_id, role=role, status=status,
@@ -183,7 +184,7 @@ async def create_key(request: Request, body: m.ApiKeyBody, ctx: ContextDep) -> R
 
 @reads.get("/keys", openapi_extra=permission("keys.list"))
 def list_keys(conn: ReadDep, request: Request, person_id: UUID | None = None,
-              include_revoked: bool = False, limit: Limit = 50, cursor: str | None = None) -> Resp:
+              include_revoked: bool = False, limit: Limit = 50, cursor: Cursor = None) -> Resp:
     """API keys of the organization (a customer or org user sees their own); never secrets."""
     caller = caller_of(request)
     person = caller.actor_id if caller.self_only else (None if person_id is None else str(person_id))

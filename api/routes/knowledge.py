@@ -7,16 +7,17 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from api.auth import Authenticated, caller_of, permission
-from api.deps import CleanQuery, RuntimeDep
+from api.deps import MAX_POSITION, AfterHeader, AfterQuery, CleanQuery, RuntimeDep, requested_position
 from api.problems import Problem
+from api.query_filters import TagFilter, ThingStatusFilter, ThingTypeFilter
 from api.runtime import Runtime
+from commands.fields import JsonInt
 from commands.models import StrictModel
-from domain import ontology
 from projections.knowledge.indexes import KnowledgeIndex, hold_active_index
 from projections.knowledge.search import Filters, context_chunks, search
 from providers.embeddings import EmbeddingError
@@ -28,23 +29,12 @@ Mode = Literal["semantic", "keyword", "hybrid"]
 class ContextRequest(StrictModel):
     """The RAG step before a clone chat: which chunks best answer a question."""
 
-    question: str = Field(min_length=1, max_length=4000)
-    limit: int = Field(default=5, ge=1, le=50)
-    type: str | None = None
-    tag: str | None = None
-    status: str | None = None
-    after: int | None = Field(default=None, ge=0)
-
-
-def filters_of(type: str | None, tag: str | None, status: str | None, org_id: str) -> Filters:
-    """Validated, canonical filters within the caller's organization (unknown type/status or a
-    malformed tag → 422)."""
-    return Filters(
-        type=None if type is None else ontology.normalize_thing_type(type),
-        tag=None if tag is None else ontology.format_tag(*ontology.parse_tag(tag, field="tag")),
-        status=None if status is None else ontology.validate_status(status),
-        org_id=org_id,
-    )
+    question: str = Field(min_length=1, max_length=4000, pattern=r"\S")
+    limit: JsonInt = Field(default=5, ge=1, le=50)
+    type: ThingTypeFilter | None = None
+    tag: TagFilter | None = None
+    status: ThingStatusFilter | None = None
+    after: JsonInt | None = Field(default=None, ge=0, le=MAX_POSITION)
 
 
 def _run(rt: Runtime, work: Any) -> Any:
@@ -72,19 +62,17 @@ def _described(index: KnowledgeIndex, body: dict[str, Any]) -> JSONResponse:
 @router.get("/search", openapi_extra=permission("knowledge.search"))
 async def search_things(
     rt: RuntimeDep, request: Request,
-    q: Annotated[str, Query(min_length=1, max_length=1000, description="what to look for")],
+    q: Annotated[str, Query(min_length=1, max_length=1000, pattern=r"\S", description="what to look for")],
     mode: Mode = "hybrid",
-    type: str | None = None, tag: str | None = None, status: str | None = None,
+    type: ThingTypeFilter | None = None, tag: TagFilter | None = None,
+    status: ThingStatusFilter | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
-    after: Annotated[int | None, Query(ge=0, description="wait until this position is searchable")] = None,
-    x_after_position: Annotated[int | None, Header(ge=0)] = None,
+    after: AfterQuery = None, x_after_position: AfterHeader = None,
 ) -> JSONResponse:
     """Things by meaning (semantic), by words (keyword) or both fused by reciprocal rank (hybrid)."""
     caller = caller_of(request)
-    if not q.strip():
-        raise Problem(422, "validation_error", "q must not be blank", "q")
-    filters = filters_of(type, tag, status, caller.org_id)
-    await rt.wait_for(max(after or 0, x_after_position or 0), knowledge=True)
+    filters = Filters(type=type, tag=tag, status=status, org_id=caller.org_id)
+    await rt.wait_for(requested_position(after, x_after_position), knowledge=True)
     index, results = await asyncio.to_thread(
         _run, rt, lambda conn, index, embed: search(conn, index, embed, q, mode, filters, limit))
     return _described(index, {"results": results, "mode": mode})
@@ -94,9 +82,7 @@ async def search_things(
 async def knowledge_context(rt: RuntimeDep, request: Request, body: ContextRequest) -> JSONResponse:
     """The chunks nearest to a question, each with its thing (context for a clone's answer)."""
     caller = caller_of(request)
-    if not body.question.strip():
-        raise Problem(422, "validation_error", "question must not be blank", "question")
-    filters = filters_of(body.type, body.tag, body.status, caller.org_id)
+    filters = Filters(type=body.type, tag=body.tag, status=body.status, org_id=caller.org_id)
     await rt.wait_for(body.after or 0, knowledge=True)
     index, chunks = await asyncio.to_thread(
         _run, rt, lambda conn, index, embed: context_chunks(conn, index, embed(body.question), filters,

@@ -4,20 +4,28 @@ accept `?after=<position>`."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.auth import Authenticated, caller_of, permission
-from api.deps import CleanQuery, Consistent, ReadDep, RuntimeDep
+from api.deps import CleanQuery, Consistent, Cursor, Limit, ReadDep, RuntimeDep
 from api.problems import Problem
+from api.query_filters import (
+    ConnectionTypeFilter,
+    EventTypeFilter,
+    Include,
+    TagCategoryFilter,
+    TagFilter,
+    ThingStatusFilter,
+    ThingTypeFilter,
+)
 from api.status import collect_status
 from projections import queries as q
 
 router = APIRouter(prefix="/v1", tags=["queries"], dependencies=[Authenticated, CleanQuery, Consistent])
-Limit = Annotated[int, Query(ge=1, le=500)]
 
 
 def found(row: Any, what: str, ident: UUID) -> JSONResponse:
@@ -28,7 +36,8 @@ def found(row: Any, what: str, ident: UUID) -> JSONResponse:
 
 
 @router.get("/things/{thing_id}", openapi_extra=permission("things.read"))
-def get_thing(thing_id: UUID, conn: ReadDep, request: Request, include: str | None = None) -> JSONResponse:
+def get_thing(thing_id: UUID, conn: ReadDep, request: Request,
+              include: Include | None = None) -> JSONResponse:
     """One thing; `?include=connections` adds its incoming and outgoing edges."""
     caller = caller_of(request)
     return found(q.get_thing(conn, caller.org_id, thing_id, include == "connections"), "thing", thing_id)
@@ -36,9 +45,10 @@ def get_thing(thing_id: UUID, conn: ReadDep, request: Request, include: str | No
 
 @router.get("/things", openapi_extra=permission("things.read"))
 def list_things(
-    conn: ReadDep, request: Request, type: str | None = None, status: str | None = None,
-    tag: str | None = None, include_deleted: bool = False, limit: Limit = 50,
-    cursor: str | None = None,
+    conn: ReadDep, request: Request, type: ThingTypeFilter | None = None,
+    status: ThingStatusFilter | None = None, tag: TagFilter | None = None,
+    include_deleted: bool = False, limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> JSONResponse:
     """Things newest first, by type / status / tag, with cursor pagination."""
     caller = caller_of(request)
@@ -48,8 +58,8 @@ def list_things(
 
 
 @router.get("/things/{thing_id}/activity", openapi_extra=permission("events.read"))
-def thing_activity(thing_id: UUID, conn: ReadDep, request: Request, type: str | None = None,
-                   limit: Limit = 50, cursor: str | None = None) -> JSONResponse:
+def thing_activity(thing_id: UUID, conn: ReadDep, request: Request, type: EventTypeFilter | None = None,
+                   limit: Limit = 50, cursor: Cursor = None) -> JSONResponse:
     """A thing's interaction history (views, likes, purchases, lifecycle), newest first; a
     customer sees their own interactions."""
     caller = caller_of(request)
@@ -81,7 +91,7 @@ def get_connection(conn_id: UUID, conn: ReadDep, request: Request) -> JSONRespon
 
 @router.get("/connections", openapi_extra=permission("connections.read"))
 def list_connections(conn: ReadDep, request: Request, from_id: UUID | None = None,
-                     to_id: UUID | None = None, type: str | None = None,
+                     to_id: UUID | None = None, type: ConnectionTypeFilter | None = None,
                      limit: Limit = 100) -> JSONResponse:
     """Live connections by endpoint and type."""
     caller = caller_of(request)
@@ -91,16 +101,15 @@ def list_connections(conn: ReadDep, request: Request, from_id: UUID | None = Non
 
 
 @router.get("/events", openapi_extra=permission("events.read"))
-def list_events(conn: ReadDep, request: Request, type: str | None = None,
-                actor_id: str | None = None, target_id: UUID | None = None,
+def list_events(conn: ReadDep, request: Request, type: EventTypeFilter | None = None,
+                actor_id: UUID | None = None, target_id: UUID | None = None,
                 since: datetime | None = None, until: datetime | None = None, limit: Limit = 50,
-                cursor: str | None = None) -> JSONResponse:
+                cursor: Cursor = None) -> JSONResponse:
     """The activity table, newest first, by type / actor / target / time range; a customer sees
     their own activity."""
     caller = caller_of(request)
-    if caller.self_only:
-        actor_id = caller.actor_id
-    page = q.list_activity(conn, caller.org_id, type=type, actor_id=actor_id, target_id=target_id,
+    actor = caller.actor_id if caller.self_only else None if actor_id is None else str(actor_id)
+    page = q.list_activity(conn, caller.org_id, type=type, actor_id=actor, target_id=target_id,
                            since=since, until=until, limit=limit, cursor=cursor)
     return JSONResponse(page)
 
@@ -114,7 +123,7 @@ def payments(conn: ReadDep, request: Request, since: datetime | None = None,
 
 
 @router.get("/tags", openapi_extra=permission("things.read"))
-def tags(conn: ReadDep, request: Request, category: str | None = None,
+def tags(conn: ReadDep, request: Request, category: TagCategoryFilter | None = None,
          limit: Limit = 100) -> JSONResponse:
     """The organization's tag catalogue with usage counts."""
     caller = caller_of(request)

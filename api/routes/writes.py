@@ -9,9 +9,9 @@ from fastapi.responses import JSONResponse
 
 from api.auth import Authenticated, permission
 from api.deps import CleanQuery, ContextDep, send_command
+from api.query_filters import ConnectionTypeFilter
 from commands import models as m
 from domain.connections import connection_id
-from domain.ontology import normalize_connection_type
 
 router = APIRouter(prefix="/v1", tags=["commands"], dependencies=[Authenticated, CleanQuery])
 Resp = JSONResponse
@@ -93,11 +93,10 @@ async def remove_connection(request: Request, conn_id: UUID,
 
 
 @router.delete("/connections", openapi_extra=permission("connections.remove"))
-async def remove_connection_by_ends(request: Request, from_id: UUID, to_id: UUID, type: str,
-                                    ctx: ContextDep) -> Resp:
+async def remove_connection_by_ends(request: Request, from_id: UUID, to_id: UUID,
+                                    type: ConnectionTypeFilter, ctx: ContextDep) -> Resp:
     """End a relationship by its endpoints and type (e.g. unfollow)."""
-    kind = normalize_connection_type(type)
-    return await send_command(request, ctx, m.RemoveConnection(id=connection_id(from_id, kind, to_id)))
+    return await send_command(request, ctx, m.RemoveConnection(id=connection_id(from_id, type, to_id)))
 
 
 @router.post("/events", status_code=201, openapi_extra=permission("events.record"))

@@ -3,7 +3,7 @@ never a 5xx, and never a new event in the log. Plus idempotency keys over HTTP."
 
 from __future__ import annotations
 
-import base64
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -46,6 +46,14 @@ def created(client: httpx.Client, type: str = "creator", name: str = "Ann") -> J
     assert resp.status_code == 201, resp.text
     body: Json = resp.json()
     return body
+
+
+def nested(depth: int) -> Json:
+    """A JSON object nested `depth` levels deep."""
+    value: Json = {}
+    for _ in range(depth - 1):
+        value = {"n": value}
+    return value
 
 
 def assert_problem(runtime: Runtime, resp: httpx.Response, status: int, code: str,
@@ -163,7 +171,16 @@ def cases(t: Json, other: Json) -> list[tuple[str, tuple[str, str, dict[str, Any
          409, "version_conflict", "If-Match"),
         ("bad If-Match", ("PATCH", thing_url, {"json": {"name": "y"},
                                                "headers": {"If-Match": "latest"}}),
-         400, "validation_error", "If-Match"),
+         422, "validation_error", "If-Match"),
+        ("empty Idempotency-Key", ("POST", "/v1/things", {"json": {"type": "creator", "name": "x"},
+                                                         "headers": {"Idempotency-Key": ""}}),
+         422, "validation_error", "Idempotency-Key"),
+        ("properties nested 300 levels", ("POST", "/v1/things", {"json": {
+            "type": "creator", "name": "x", "properties": nested(300)}}),
+         422, "validation_error", "properties"),
+        ("metadata nested 300 levels", ("POST", "/v1/events", {"json": {
+            "type": "content_viewed", "metadata": nested(300)}}),
+         422, "validation_error", "metadata"),
         ("oversized payload", ("POST", "/v1/things", {"json": {
             "type": "creator", "name": "x", "properties": {"blob": "x" * (300 * 1024)}}}),
          413, "payload_too_large", "body"),
@@ -265,11 +282,12 @@ def test_body_just_under_the_limit_is_accepted(runtime: Runtime, client: httpx.C
 
 
 @pytest.mark.parametrize(("url", "params", "status", "field"), [
-    ("/v1/things", {"cursor": "!!not-a-cursor!!"}, 400, "cursor"),
-    ("/v1/things", {"cursor": base64.urlsafe_b64encode(b"q12").decode()}, 400, "cursor"),
-    ("/v1/things", {"cursor": base64.urlsafe_b64encode(b"pxyz").decode()}, 400, "cursor"),
-    ("/v1/events", {"cursor": "bm9wZQ"}, 400, "cursor"),
-    (f"/v1/things/{RANDOM}/activity", {"cursor": "%%%"}, 400, "cursor"),
+    ("/v1/things", {"cursor": "!!not-a-cursor!!"}, 422, "cursor"),
+    ("/v1/things", {"cursor": "q12"}, 422, "cursor"),
+    ("/v1/things", {"cursor": "pxyz"}, 422, "cursor"),
+    ("/v1/events", {"cursor": "bm9wZQ"}, 422, "cursor"),
+    (f"/v1/things/{RANDOM}/activity", {"cursor": "%%%"}, 422, "cursor"),
+    ("/v1/things", {"after": 2**63}, 422, "after"),
     ("/v1/things", {"limit": 0}, 422, "limit"),
     ("/v1/things", {"limit": "many"}, 422, "limit"),
     ("/v1/things", {"after": -1}, 422, "after"),
@@ -296,8 +314,21 @@ def test_not_found_read_is_404(runtime: Runtime, client: httpx.Client, url: str)
 def test_unknown_route_and_method_are_problems(runtime: Runtime, client: httpx.Client) -> None:
     before = log_head(runtime.db)
     assert_problem(runtime, client.get("/v1/nowhere"), 404, "not_found", None, before)
-    assert_problem(runtime, client.put("/v1/things", json={}), 405, "method_not_allowed", None,
-                   before)
+    put = client.put("/v1/things", json={})
+    assert_problem(runtime, put, 405, "method_not_allowed", None, before)
+    assert set(put.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST"}
+
+
+def test_a_position_no_write_has_reached_is_refused_at_once(runtime: Runtime,
+                                                            client: httpx.Client) -> None:
+    before = log_head(runtime.db)
+    for params, headers in (({"after": before + 1000}, {}), ({}, {"X-After-Position": str(before + 1000)})):
+        started = time.monotonic()
+        resp = client.get("/v1/things", params=params, headers=headers)
+        assert_problem(runtime, resp, 409, "position_ahead", "after", before)
+        assert time.monotonic() - started < runtime.settings.read_wait_timeout_s / 2
+    bad_header = client.get("/v1/things", headers={"X-After-Position": "soon"})
+    assert_problem(runtime, bad_header, 422, "validation_error", "X-After-Position", before)
 
 
 def test_if_match_current_version_succeeds(runtime: Runtime, client: httpx.Client,
@@ -337,9 +368,9 @@ def test_same_key_different_body_is_a_mismatch(runtime: Runtime, client: httpx.C
     assert first.status_code == 201, first.text
     head = log_head(runtime.db)
     changed = client.post("/v1/things", json={"type": "course", "name": "B"}, headers=key)
-    assert_problem(runtime, changed, 422, "idempotency_mismatch", "Idempotency-Key", head)
+    assert_problem(runtime, changed, 409, "idempotency_mismatch", "Idempotency-Key", head)
     elsewhere = client.post("/v1/events", json={"type": "content_viewed"}, headers=key)
-    assert_problem(runtime, elsewhere, 422, "idempotency_mismatch", "Idempotency-Key", head)
+    assert_problem(runtime, elsewhere, 409, "idempotency_mismatch", "Idempotency-Key", head)
     same = client.post("/v1/things", json={"type": "course", "name": "A"}, headers=key)
     assert same.json() == first.json()
 
