@@ -15,6 +15,14 @@ from streams.envelope import decode_notification
 _HIDDEN = {"raw"}  # signed transaction bytes: kept in the log, not needed by clients
 
 
+def is_purchase(event_log: EventLog, saga_id: UUID) -> bool:
+    """Whether `saga_id` names a token purchase saga."""
+    try:
+        return isinstance(event_log.repository.get(saga_id), TokenPurchase)
+    except AggregateNotFoundError:
+        return False
+
+
 def purchase_view(event_log: EventLog, saga_id: UUID, org_id: str | None = None) -> dict[str, Any] | None:
     """The saga's current state and its history of steps, or None if there is no such saga (in
     `org_id`, when given)."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from typing import Annotated
 from uuid import UUID
 
@@ -15,8 +17,9 @@ from api.problems import Problem
 from commands.models import StartTokenPurchase
 from domain.permissions import PUBLIC
 from providers.stripe_webhooks import WebhookSignatureError, payment_status_from_event, verify_webhook
-from sagas.views import purchase_view
+from sagas.views import is_purchase, purchase_view
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["token purchases"], dependencies=[Authenticated])
 webhooks = APIRouter(prefix="/v1", tags=["token purchases"])
 """Routes authenticated by their own signature, not by a key."""
@@ -62,6 +65,10 @@ async def stripe_webhook(
     except WebhookSignatureError as error:
         raise Problem(400, "invalid_signature", str(error), "Stripe-Signature") from None
     saga_id = _saga_of(event)
+    if saga_id is not None and not await asyncio.to_thread(is_purchase, rt.event_log, saga_id):
+        log.info("Stripe event %s names no saga of ours (%s): acknowledged, ignored",
+                 event.get("id"), saga_id)
+        saga_id = None
     if payment_status_from_event(event) is not None and saga_id is not None and rt.sagas is not None:
         rt.sagas.poke(saga_id)
     return JSONResponse({"received": True, "saga_id": None if saga_id is None else str(saga_id)})

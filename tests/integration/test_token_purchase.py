@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -409,6 +410,11 @@ def test_http_purchase_completes(fresh_db: ConnectionInfo) -> None:
                 hook = http.post("/v1/webhooks/stripe", content=body,
                                  headers={"Stripe-Signature": sign_webhook(body, secret)})
                 assert hook.status_code == 200 and hook.json()["saga_id"] == purchase["id"]
+            for stranger in (str(uuid.uuid4()), token["id"]):  # no saga, or not a saga
+                body = encode_event(_webhooks({"id": stranger, "payment_id": "pi_x"})[1])
+                hook = http.post("/v1/webhooks/stripe", content=body,
+                                 headers={"Stripe-Signature": sign_webhook(body, secret)})
+                assert hook.status_code == 200 and hook.json()["saga_id"] is None
             forged = http.post("/v1/webhooks/stripe", content=b"{}",
                                headers={"Stripe-Signature": "t=1,v1=00"})
             assert forged.status_code == 400 and forged.json()["code"] == "invalid_signature"
