@@ -26,11 +26,12 @@ from bench.common import (
 from commands import models as m
 from providers.chain import Web3Ledger, http_web3
 from providers.evm import DEV_DEPLOYER_KEY
-from providers.stripe_sandbox import StripeSandboxClient, sandbox_gateway
+from providers.stripe_sandbox import sandbox_gateway
 from sagas.purchase_driver import DriverPolicy, PurchaseDriver
 from sagas.runner import SagaRunner
 from sagas.views import purchase_view
 from tests.support.anvil import Anvil
+from tests.support.stripe_sandbox_hooks import ObservedSandbox
 
 
 def setup(rt: Runtime, ledger: Web3Ledger) -> tuple[UUID, UUID]:
@@ -98,7 +99,7 @@ def main() -> None:
         rt = Runtime.start(bench_settings(run_sagas=False), bench_db.info)
         try:
             ledger = Web3Ledger(http_web3(node.rpc_url), DEV_DEPLOYER_KEY, b"bench-custody-seed-0123")
-            stripe = StripeSandboxClient()
+            stripe = ObservedSandbox()
             owners: Callable[[str, str], dict[str, float]] = rt.token_owners
             driver = PurchaseDriver(rt.bus, rt.event_log, sandbox_gateway(stripe), ledger, owners,
                                     DriverPolicy(max_attempts=2, base_backoff_s=0))

@@ -16,9 +16,10 @@ Behaves like Stripe test mode for what the saga uses:
   same key + different parameters → 400 ``idempotency_error``. Parameter-validation failures are
   not stored (as on Stripe); results, including 402 declines, are.
 * Unknown parameters → 400 ``parameter_unknown``; events (``payment_intent.succeeded``,
-  ``payment_intent.payment_failed``, ``charge.refunded``) are recorded for webhook tests.
-* Fault injection: ``fail_next(n, status=500)`` (or ``status=None`` for a network failure), optionally
-  ``after_processing=True`` to lose the response of a request that did execute.
+  ``payment_intent.payment_failed``, ``charge.refunded``) are kept with the state.
+
+The tests' hooks (injected faults, the requests answered, views of the state) live in
+``tests/support/stripe_sandbox_hooks.py``, not in the product.
 
 The state lives in a ``SandboxStore`` (``providers.sandbox_state``): in memory by default; in the
 database for the embedded default, so that it survives restarts and is shared by every process.
@@ -50,7 +51,7 @@ from providers.stripe_gateway import StripeGateway
 __all__ = [
     "SANDBOX_API_KEY",
     "TEST_CARDS",
-    "RecordedRequest",
+    "ResponseHeaders",
     "StripeSandboxClient",
     "TestCard",
     "sandbox_gateway",
@@ -141,26 +142,6 @@ _REFUND_CREATE_PARAMS = frozenset({"payment_intent", "charge", "amount", "reason
 _REFUND_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
 
 
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request the sandbox answered (for test assertions)."""
-
-    method: str
-    path: str
-    params: dict[str, Any]
-    idempotency_key: str | None
-    status: int  # what the SDK saw (-1: simulated network failure)
-    replayed: bool = False
-
-
-@dataclass
-class _Fault:
-    remaining: int
-    status: int | None
-    after_processing: bool
-    match: str | None
-
-
 class _ApiError(Exception):
     """An error response; ``store`` says whether it counts as an idempotent result."""
 
@@ -183,7 +164,7 @@ def _invalid(
     return _ApiError(status, error)
 
 
-class _Headers(Mapping[str, str]):
+class ResponseHeaders(Mapping[str, str]):
     """Case-insensitive response headers (the SDK looks up ``Request-Id`` and ``stripe-should-retry``)."""
 
     def __init__(self, items: Mapping[str, str]) -> None:
@@ -293,72 +274,14 @@ class StripeSandboxClient(stripe.HTTPClient):
         *,
         store: SandboxStore | None = None,
         clock: Callable[[], float] = time.time,
-        on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         super().__init__()
         self._lock = threading.RLock()
         self._clock = clock
-        self._on_event = on_event
-        self._faults: list[_Fault] = []
-        self._requests: list[RecordedRequest] = []
         self._request_context: dict[str, str | None] = {"id": None, "idempotency_key": None}
         self._store: SandboxStore = store or MemoryStore()
         self._state: dict[str, Any] = empty_state()
         """The state held for the request being answered (`_holding`)."""
-
-    # ------------------------------------------------------------------------------- test hooks
-
-    def fail_next(
-        self,
-        n: int = 1,
-        *,
-        status: int | None = 500,
-        after_processing: bool = False,
-        match: str | None = None,
-    ) -> None:
-        """Make the next ``n`` requests fail (an outage).
-
-        ``status``: the HTTP status returned (500, 503, 429, ...), or None for a network failure
-        (``APIConnectionError``, like a timeout). ``after_processing``: the request executes (and
-        its idempotent result is stored) but the response is lost. ``match``: only requests whose
-        ``"METHOD /path"`` starts with it, e.g. ``"POST /v1/refunds"``.
-        """
-        if n < 1:
-            raise ValueError("n must be >= 1")
-        with self._lock:
-            self._faults.append(_Fault(n, status, after_processing, match))
-
-    def clear_faults(self) -> None:
-        """Cancel pending injected faults."""
-        with self._lock:
-            self._faults.clear()
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """Every request answered so far, oldest first."""
-        with self._lock:
-            return list(self._requests)
-
-    def payment_intents(self) -> list[dict[str, Any]]:
-        """Copies of every PaymentIntent created, oldest first."""
-        with self._holding():
-            return copy.deepcopy(list(self._state["payment_intents"].values()))
-
-    def refunds(self) -> list[dict[str, Any]]:
-        """Copies of every Refund created, oldest first."""
-        with self._holding():
-            return copy.deepcopy(list(self._state["refunds"].values()))
-
-    def captured_cents(self) -> int:
-        """Money taken minus money refunded, over all payments (the "no double charge" check)."""
-        with self._holding():
-            charges = self._state["charges"].values()
-            return sum(c["amount_captured"] - c["amount_refunded"] for c in charges)
-
-    def events(self) -> list[dict[str, Any]]:
-        """Copies of the webhook events generated so far (Stripe event objects), oldest first."""
-        with self._holding():
-            return copy.deepcopy(list(self._state["events"]))
 
     @contextmanager
     def _holding(self) -> Iterator[None]:
@@ -432,46 +355,10 @@ class StripeSandboxClient(stripe.HTTPClient):
         if key:
             out_headers["Idempotency-Key"] = key
         with self._holding():
-            fault = self._take_fault(f"{method} {path}")
-            if fault is not None and not fault.after_processing:
-                return self._fault_response(method, path, params, key, fault, out_headers)
             status, body, replayed = self._execute(method, path, params, hdrs, key, request_id)
-            if replayed:
-                out_headers["Idempotent-Replayed"] = "true"
-            if fault is not None:
-                return self._fault_response(method, path, params, key, fault, out_headers)
-            self._requests.append(RecordedRequest(method, path, params, key, status, replayed))
-        return body, status, _Headers(out_headers)
-
-    def _take_fault(self, target: str) -> _Fault | None:
-        for fault in self._faults:
-            if fault.match is None or target.startswith(fault.match):
-                fault.remaining -= 1
-                if fault.remaining <= 0:
-                    self._faults.remove(fault)
-                return fault
-        return None
-
-    def _fault_response(
-        self,
-        method: str,
-        path: str,
-        params: dict[str, Any],
-        key: str | None,
-        fault: _Fault,
-        out_headers: dict[str, str],
-    ) -> tuple[str, int, Mapping[str, str]]:
-        self._requests.append(RecordedRequest(method, path, params, key, fault.status or -1))
-        if fault.status is None:
-            raise stripe.APIConnectionError(  # type: ignore[no-untyped-call]
-                "Unexpected error communicating with Stripe (sandbox: injected network failure).",
-                should_retry=True,
-            )
-        kind = "invalid_request_error" if fault.status == 429 else "api_error"
-        error = {"type": kind, "message": f"Injected failure (HTTP {fault.status}) by the ONE sandbox."}
-        if fault.status == 429:
-            error["code"] = "rate_limit"
-        return json.dumps({"error": error}), fault.status, _Headers(out_headers)
+        if replayed:
+            out_headers["Idempotent-Replayed"] = "true"
+        return body, status, ResponseHeaders(out_headers)
 
     def _execute(
         self,
@@ -835,8 +722,6 @@ class StripeSandboxClient(stripe.HTTPClient):
             "type": kind,
         }
         self._state["events"].append(event)
-        if self._on_event is not None:
-            self._on_event(copy.deepcopy(event))
 
     @staticmethod
     def _random(n: int) -> str:

@@ -25,11 +25,11 @@ from infra.settings import Settings
 from providers.chain import Web3Ledger
 from providers.evm import DEV_DEPLOYER_KEY, in_process_web3
 from providers.sandbox_state import DatabaseStore
-from providers.stripe_sandbox import StripeSandboxClient
 from sagas.chain_audit import audit_chain
 from sagas.chain_replay import replay_signed_transactions
 from tests.conftest import api_client, database_url, wait_for_purchase
 from tests.support.one_serve import ROOT, OneServe
+from tests.support.stripe_sandbox_hooks import ObservedSandbox
 from tests.support.waiting import wait_until
 
 PRICE_USD = 2
@@ -163,7 +163,7 @@ def test_two_processes_one_truth(tmp_path: Path, servers: list[OneServe], serve_
         deployments = conn.execute("SELECT count(*) FROM activity WHERE type = 'token_deployed'"
                                    " AND target_id = %s", (token,)).fetchone()
     assert deployments == (1,), "the token was deployed more than once"
-    stripe = StripeSandboxClient(store=DatabaseStore(fresh_db.conninfo))
+    stripe = ObservedSandbox(store=DatabaseStore(fresh_db.conninfo))
     intents = {intent["id"]: intent for intent in stripe.payment_intents()}
     assert sorted(intents) == sorted(view["payment_id"] for view in views), "one payment each"
     for view in views:

@@ -31,7 +31,7 @@ from projections.rebuild import rebuild, snapshot
 from projections.sagas import SAGAS
 from providers.chain import Web3Ledger, http_web3
 from providers.evm import DEV_DEPLOYER_KEY, InProcessEVMProvider, in_process_web3
-from providers.stripe_sandbox import StripeSandboxClient, sandbox_gateway
+from providers.stripe_sandbox import sandbox_gateway
 from providers.stripe_webhooks import encode_event, sign_webhook
 from sagas.purchase_driver import DriverPolicy, PurchaseDriver
 from tests.conftest import (
@@ -43,6 +43,7 @@ from tests.conftest import (
 )
 from tests.support.anvil import Anvil
 from tests.support.live_server import LiveServer
+from tests.support.stripe_sandbox_hooks import ObservedSandbox
 
 CUSTODY_SEED = b"test-custody-seed-0123456789"
 
@@ -51,7 +52,7 @@ CUSTODY_SEED = b"test-custody-seed-0123456789"
 class World:
     runtime: Runtime
     driver: PurchaseDriver
-    stripe: StripeSandboxClient
+    stripe: ObservedSandbox
     ledger: Web3Ledger
     buyer: UUID
     token: UUID
@@ -110,7 +111,7 @@ def chain(request: pytest.FixtureRequest) -> Iterator[Web3]:
 @pytest.fixture
 def world(fresh_db: ConnectionInfo, chain: Web3) -> Iterator[World]:
     rt = start_runtime(fresh_db)
-    stripe = StripeSandboxClient()
+    stripe = ObservedSandbox()
     ledger = Web3Ledger(chain, DEV_DEPLOYER_KEY, CUSTODY_SEED)
     contract = ledger.deploy_token(name="Fit Token", symbol="FIT")
     bus = rt.bus
@@ -133,7 +134,7 @@ def world(fresh_db: ConnectionInfo, chain: Web3) -> Iterator[World]:
         rt.close()
 
 
-def new_driver(rt: Runtime, stripe: StripeSandboxClient, ledger: Web3Ledger) -> PurchaseDriver:
+def new_driver(rt: Runtime, stripe: ObservedSandbox, ledger: Web3Ledger) -> PurchaseDriver:
     """A driver as a freshly started process would build it (its own gateway and nonces)."""
     return PurchaseDriver(rt.bus, rt.event_log, sandbox_gateway(stripe), ledger, rt.token_owners,
                           DriverPolicy(max_attempts=3, base_backoff_s=0))

@@ -15,7 +15,7 @@ import stripe
 
 from providers.payments import Payment, PaymentError, PaymentGateway, PaymentUnavailable
 from providers.stripe_gateway import StripeGateway
-from providers.stripe_sandbox import SANDBOX_API_KEY, StripeSandboxClient, sandbox_gateway
+from providers.stripe_sandbox import SANDBOX_API_KEY, sandbox_gateway
 from providers.stripe_webhooks import (
     WebhookPayloadError,
     WebhookSignatureError,
@@ -24,17 +24,18 @@ from providers.stripe_webhooks import (
     sign_webhook,
     verify_webhook,
 )
+from tests.support.stripe_sandbox_hooks import ObservedSandbox
 
 SECRET = "whsec_test_secret"
 
 
 @pytest.fixture
-def sandbox() -> StripeSandboxClient:
-    return StripeSandboxClient()
+def sandbox() -> ObservedSandbox:
+    return ObservedSandbox()
 
 
 @pytest.fixture
-def gateway(sandbox: StripeSandboxClient) -> StripeGateway:
+def gateway(sandbox: ObservedSandbox) -> StripeGateway:
     return sandbox_gateway(sandbox)
 
 
@@ -47,7 +48,7 @@ def charge(gateway: StripeGateway, key: str, pm: str = "pm_card_visa", amount: i
 # ------------------------------------------------------------------------------------------- charges
 
 
-def test_visa_succeeds(gateway: StripeGateway, sandbox: StripeSandboxClient) -> None:
+def test_visa_succeeds(gateway: StripeGateway, sandbox: ObservedSandbox) -> None:
     payment = charge(gateway, "s1:charge", amount=4200)
 
     assert isinstance(gateway, PaymentGateway)
@@ -67,7 +68,7 @@ def test_visa_succeeds(gateway: StripeGateway, sandbox: StripeSandboxClient) -> 
     ],
 )
 def test_declined_card_is_a_declined_payment_not_an_exception(
-    gateway: StripeGateway, sandbox: StripeSandboxClient, pm: str, decline_code: str
+    gateway: StripeGateway, sandbox: ObservedSandbox, pm: str, decline_code: str
 ) -> None:
     payment = charge(gateway, f"decline:{pm}", pm=pm)
 
@@ -80,7 +81,7 @@ def test_declined_card_is_a_declined_payment_not_an_exception(
     assert sandbox.captured_cents() == 0
 
 
-def test_the_sdk_raises_card_error_on_the_sandbox_decline(sandbox: StripeSandboxClient) -> None:
+def test_the_sdk_raises_card_error_on_the_sandbox_decline(sandbox: ObservedSandbox) -> None:
     client = stripe.StripeClient(SANDBOX_API_KEY, http_client=sandbox)
     with pytest.raises(stripe.CardError) as info:
         client.v1.payment_intents.create(
@@ -109,7 +110,7 @@ def test_unknown_payment_method_and_bad_amounts_are_permanent_errors(gateway: St
     assert info.value.code == "amount_too_small"
 
 
-def test_sandbox_rejects_what_stripe_rejects(sandbox: StripeSandboxClient) -> None:
+def test_sandbox_rejects_what_stripe_rejects(sandbox: ObservedSandbox) -> None:
     client = stripe.StripeClient(SANDBOX_API_KEY, http_client=sandbox)
     base = {"amount": 500, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True}
 
@@ -132,7 +133,7 @@ def test_sandbox_rejects_what_stripe_rejects(sandbox: StripeSandboxClient) -> No
 # ------------------------------------------------------------------------------------------- refunds
 
 
-def test_partial_then_full_refund(gateway: StripeGateway, sandbox: StripeSandboxClient) -> None:
+def test_partial_then_full_refund(gateway: StripeGateway, sandbox: ObservedSandbox) -> None:
     payment = charge(gateway, "r:charge", amount=1000)
 
     partial = gateway.refund(payment_id=payment.id, idempotency_key="r:refund:1", amount_cents=300)
@@ -176,7 +177,7 @@ def test_refunding_a_declined_or_unknown_payment_is_refused(gateway: StripeGatew
 
 
 def test_idempotent_replay_returns_the_same_payment_and_charges_once(
-    gateway: StripeGateway, sandbox: StripeSandboxClient
+    gateway: StripeGateway, sandbox: ObservedSandbox
 ) -> None:
     first = charge(gateway, "idem:charge")
     again = charge(gateway, "idem:charge")
@@ -187,7 +188,7 @@ def test_idempotent_replay_returns_the_same_payment_and_charges_once(
 
 
 def test_idempotent_replay_of_a_decline_and_of_a_refund(
-    gateway: StripeGateway, sandbox: StripeSandboxClient
+    gateway: StripeGateway, sandbox: ObservedSandbox
 ) -> None:
     declined = charge(gateway, "idem:decline", pm="pm_card_chargeDeclined")
     assert charge(gateway, "idem:decline", pm="pm_card_chargeDeclined") == declined
@@ -199,7 +200,7 @@ def test_idempotent_replay_of_a_decline_and_of_a_refund(
 
 
 def test_same_key_with_different_parameters_is_a_payment_error(
-    gateway: StripeGateway, sandbox: StripeSandboxClient
+    gateway: StripeGateway, sandbox: ObservedSandbox
 ) -> None:
     charge(gateway, "reuse:charge", amount=1000)
     with pytest.raises(PaymentError) as info:
@@ -212,7 +213,7 @@ def test_same_key_with_different_parameters_is_a_payment_error(
 
 
 def test_injected_500s_are_transient_and_the_retry_charges_once(
-    gateway: StripeGateway, sandbox: StripeSandboxClient
+    gateway: StripeGateway, sandbox: ObservedSandbox
 ) -> None:
     sandbox.fail_next(2, status=500)
     for _ in range(2):
@@ -227,7 +228,7 @@ def test_injected_500s_are_transient_and_the_retry_charges_once(
 
 @pytest.mark.parametrize("status", [None, 500, 503])
 def test_lost_response_after_the_charge_went_through(
-    gateway: StripeGateway, sandbox: StripeSandboxClient, status: int | None
+    gateway: StripeGateway, sandbox: ObservedSandbox, status: int | None
 ) -> None:
     sandbox.fail_next(1, status=status, after_processing=True)  # Stripe charged, the reply was lost
     with pytest.raises(PaymentUnavailable):
@@ -240,7 +241,7 @@ def test_lost_response_after_the_charge_went_through(
 
 
 def test_rate_limit_is_transient_and_faults_can_target_one_endpoint(
-    gateway: StripeGateway, sandbox: StripeSandboxClient
+    gateway: StripeGateway, sandbox: ObservedSandbox
 ) -> None:
     payment = charge(gateway, "rl:charge")
     sandbox.fail_next(1, status=429, match="POST /v1/refunds")
@@ -250,7 +251,7 @@ def test_rate_limit_is_transient_and_faults_can_target_one_endpoint(
     assert gateway.refund(payment_id=payment.id, idempotency_key="rl:refund").amount_cents == 1000
 
 
-def test_sdk_retries_transparently_with_the_same_key(sandbox: StripeSandboxClient) -> None:
+def test_sdk_retries_transparently_with_the_same_key(sandbox: ObservedSandbox) -> None:
     gateway = StripeGateway(SANDBOX_API_KEY, http_client=sandbox, max_network_retries=2)
     sandbox.fail_next(1, status=None, after_processing=True)
 
@@ -271,7 +272,7 @@ def test_sdk_retries_transparently_with_the_same_key(sandbox: StripeSandboxClien
 
 
 def test_webhook_sign_verify_round_trip_with_sandbox_events(
-    gateway: StripeGateway, sandbox: StripeSandboxClient
+    gateway: StripeGateway, sandbox: ObservedSandbox
 ) -> None:
     paid = charge(gateway, "wh:charge")
     declined = charge(gateway, "wh:decline", pm="pm_card_chargeDeclined")
