@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from infra.database import ConnectionInfo, ensure_database, parse_database_url, 
 from infra.settings import Settings
 from tests.support.kafka_broker import KafkaBroker
 from tests.support.live_server import LiveServer
+from tests.support.waiting import wait_until
 
 BOOTSTRAP_KEY = os.environ.setdefault("ONE_BOOTSTRAP_KEY", f"test-bootstrap-{secrets.token_urlsafe(32)}")
 """The platform-owner key of every runtime (and `one` subprocess) the tests start."""
@@ -124,19 +124,18 @@ def database_url(db: ConnectionInfo) -> str:
 
 def wait_for_contract(http: httpx.Client, token: dict[str, Any], timeout: float = 90.0) -> str:
     """Poll (read-your-writes) until the token thing has a deployed contract; return its address."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def properties() -> dict[str, Any]:
         thing = http.get(f"/v1/things/{token['id']}", params={"after": token["position"]}).json()
-        if "contractAddress" in thing["properties"]:
-            return str(thing["properties"]["contractAddress"])
-        assert time.monotonic() < deadline, "the token contract was never deployed"
-        time.sleep(0.2)
+        return dict(thing["properties"])
+
+    wait_until(lambda: "contractAddress" in properties(), "the token contract to be deployed", timeout, 0.2)
+    return str(properties()["contractAddress"])
 
 
 def wait_for_purchase(http: httpx.Client, purchase_id: str, timeout: float = 90.0) -> dict[str, Any]:
     """Poll until the token purchase leaves `running`; return its view."""
-    deadline = time.monotonic() + timeout
-    while (view := http.get(f"/v1/token-purchases/{purchase_id}").json())["status"] == "running":
-        assert time.monotonic() < deadline, view
-        time.sleep(0.1)
-    return dict(view)
+    def view() -> dict[str, Any]:
+        return dict(http.get(f"/v1/token-purchases/{purchase_id}").json())
+
+    wait_until(lambda: view()["status"] != "running", f"purchase {purchase_id} to end", timeout, 0.1)
+    return view()

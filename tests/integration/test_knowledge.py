@@ -29,6 +29,7 @@ from providers.openai_embeddings import OpenAIEmbedder
 from streams.inprocess import InProcessRunner
 from tests.conftest import served, start_runtime
 from tests.support.live_server import LiveServer
+from tests.support.waiting import wait_until
 
 CATALOG = [
     ("course", "Yoga for beginners",
@@ -283,10 +284,8 @@ def test_parked_embeddings_heal_by_themselves_once_the_embedder_works(fresh_db: 
                     parked = conn.execute("SELECT stream_id FROM projection_errors").fetchall()
                 assert parked == [(bad["id"],)]
                 model.cured = True
-                deadline = time.monotonic() + 30
-                while bad["id"] not in [r["id"] for r in search(http, "pill", mode="keyword")]:
-                    assert time.monotonic() < deadline, "the failed document was never re-embedded"
-                    time.sleep(0.1)
+                wait_until(lambda: bad["id"] in [r["id"] for r in search(http, "pill", mode="keyword")],
+                           "the failed document to be re-embedded", timeout=30)
         finally:
             rt.close()
 
@@ -353,11 +352,10 @@ def test_switching_the_model_rebuilds_a_new_index_while_the_old_serves(fresh_db:
 
                 searcher = threading.Thread(target=keep_searching)
                 searcher.start()
-                deadline = time.monotonic() + 120
-                while second.knowledge is not None and second.knowledge.builder is not None:
-                    assert time.monotonic() < deadline, "the new index never caught up"
-                    time.sleep(0.1)
-                time.sleep(0.3)
+                knowledge = second.knowledge
+                assert knowledge is not None
+                wait_until(lambda: knowledge.builder is None, "the new index to catch up", timeout=120)
+                wait_until(lambda: seen and seen[-1] == "k2", "a search served by the new index")
                 stop.set()
                 searcher.join(timeout=30)
             assert seen[0] == "k1" and seen[-1] == "k2", seen

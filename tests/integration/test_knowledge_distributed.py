@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from tests.cluster import ROOT, Cluster
 from tests.conftest import api_client
 from tests.support.kafka_broker import KafkaBroker
 from tests.support.live_server import LiveServer
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -68,13 +68,11 @@ def test_knowledge_worker_fills_the_index_and_follows_a_reindex(cluster: Cluster
             assert done.returncode == 0, done.stderr + done.stdout
             assert "k2" in done.stdout
             position = create(http, "Sourdough bread", "Bake crusty loaves with a starter.")
-            deadline = time.monotonic() + 90
-            while True:  # the worker picks the new index up with its next batch
+            def served_by_new_index() -> bool:  # the worker picks the new index up with its next batch
                 body = search(http, "baking bread at home", position)
-                if body["index"] == "k2" and body["results"][0]["name"] == "Sourdough bread":  # type: ignore[index]
-                    break
-                assert time.monotonic() < deadline, body
-                time.sleep(0.2)
+                return body["index"] == "k2" and body["results"][0]["name"] == "Sourdough bread"  # type: ignore[index]
+
+            wait_until(served_by_new_index, "searches served by the new index k2", timeout=90, interval=0.2)
         with psycopg.connect(cluster.db.conninfo) as conn:
             indexes = [(i.name, i.status, i.spec.provider) for i in list_indexes(conn)]
         assert indexes == [("k2", "active", "openai")]
