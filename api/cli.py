@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.embeddings_cli import embeddings_app
-from commands.store import EVENTS_TABLE
+from eventlog.store import EVENTS_TABLE
 from infra.database import ConnectionInfo, resolve_database
 from infra.migrations import migrate, schema_version
 from infra.settings import Settings
@@ -83,7 +83,7 @@ def relay(data_dir: DataDir = None) -> None:
     after the chunk in flight."""
     import signal
 
-    from commands.store import open_event_log
+    from eventlog.store import open_event_log
     from streams.relay import KafkaTarget, Relay
 
     _logging()
@@ -133,7 +133,7 @@ def replay(
     """Write the log as JSON-lines envelopes to stdout."""
     import sys
 
-    from commands.store import open_event_log
+    from eventlog.store import open_event_log
     from streams.replay import replay as replay_log
 
     if since is not None and since.tzinfo is None:
@@ -179,7 +179,7 @@ def projections_rebuild(
     """Drop the named read models and rebuild them from the beginning (stop `serve`/workers first)."""
     import time
 
-    from commands.store import open_event_log
+    from eventlog.store import open_event_log
     from projections.rebuild import rebuild, rebuild_via_topic
     from projections.registry import PROJECTIONS
 
@@ -254,7 +254,7 @@ def knowledge_reindex(data_dir: DataDir = None) -> None:
     (the knowledge workers follow the swap) or while `serve` is stopped."""
     import time
 
-    from commands.store import open_event_log
+    from eventlog.store import open_event_log
     from providers.factory import embedder_spec
     from streams.knowledge_runner import embedder_cache, reindex, text_fields
 
@@ -297,7 +297,7 @@ def sagas_show(saga_id: UUID, data_dir: DataDir = None) -> None:
     """A saga's state and every step, from its stream (JSON)."""
     import json
 
-    from commands.store import open_event_log
+    from eventlog.store import open_event_log
     from sagas.views import purchase_view
 
     event_log = open_event_log(_database(data_dir))
@@ -335,7 +335,7 @@ def sagas_chain(
     balanceOf (the in-process chain is rebuilt from the log first); exit 1 on any difference."""
     import json
 
-    from commands.store import open_event_log
+    from eventlog.store import open_event_log
     from providers.factory import build_ledger
     from sagas.chain_audit import audit_chain
     from sagas.chain_replay import replay_signed_transactions
@@ -457,8 +457,8 @@ def keys_revoke(key_id: UUID, data_dir: DataDir = None) -> None:
 def _run_command(command: Any, ctx: Any, data_dir: Path | None) -> dict[str, Any]:
     """Run one command as the platform itself; print the refusal and exit 1 if refused."""
     from commands.bus import CommandBus
-    from commands.store import open_event_log
     from domain.errors import DomainError
+    from eventlog.store import open_event_log
 
     event_log = open_event_log(_database(data_dir))
     bus = CommandBus(event_log).start()
@@ -475,7 +475,7 @@ def _run_command(command: Any, ctx: Any, data_dir: Path | None) -> dict[str, Any
 def _operate(saga_id: UUID, data_dir: Path | None, action: Callable[[Any, Any], None]) -> None:
     from commands.handlers import Context
     from commands.purchases import AdvancePurchase
-    from commands.store import open_event_log
+    from eventlog.store import open_event_log
 
     event_log = open_event_log(_database(data_dir))
     try:

@@ -25,11 +25,11 @@ import psycopg
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.utils import get_topic
 
-from commands.store import EVENTS_TABLE, EventLog
 from domain.api_keys import ApiKey, key_id_of, token_matches
 from domain.errors import AccountSuspended
 from domain.organizations import Organization, Person
 from domain.permissions import BLOCKED_STATUSES
+from eventlog.store import EVENTS_TABLE, EventLog
 from infra.database import ConnectionInfo
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ from api.keyring import KeyRing
 from commands.bus import CommandBus
 from commands.handlers import SYSTEM_ACTOR_ID, SYSTEM_ORG_ID, Context
 from commands.models import CreateOrganization, CreatePerson, EnsureBootstrapKey, IssueApiKey
-from commands.store import EventLog, open_event_log
 from domain.api_keys import MIN_BOOTSTRAP_LENGTH, OWNER_KEY_ID, hash_token, new_token
 from domain.errors import AlreadyExists
+from eventlog.store import EventLog, open_event_log
 from infra.database import ConnectionInfo, resolve_database, stop_embedded_server
 from infra.migrations import migrate
 from infra.settings import Settings

@@ -40,8 +40,8 @@ from bench.common import (
 from commands.bus import CommandBus
 from commands.handlers import SYSTEM_ACTOR_ID, SYSTEM_ORG_ID
 from commands.models import CreateThing
-from commands.store import EventLog, open_event_log
 from domain.things import Thing
+from eventlog.store import EventLog, open_event_log
 from infra.migrations import migrate
 
 ORG, ACTOR = str(SYSTEM_ORG_ID), str(SYSTEM_ACTOR_ID)

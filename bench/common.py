@@ -366,7 +366,7 @@ def load_dataset(
 
 def log_head(db: ConnectionInfo) -> int:
     """Highest position in the event log (0 if empty)."""
-    from commands.store import EVENTS_TABLE
+    from eventlog.store import EVENTS_TABLE
 
     with psycopg.connect(db.conninfo) as conn:
         row = conn.execute(psycopg.sql.SQL("SELECT coalesce(max(notification_id), 0) FROM {}")

@@ -38,7 +38,7 @@ from bench.common import (
 
 def read_pass(log: Any, head: int, chunk: int, decode: bool) -> float:
     """Seconds to read (and optionally decode) the whole log in chunks."""
-    from streams.envelope import decode_notification
+    from eventlog.envelope import decode_notification
 
     t0 = time.perf_counter()
     position = 0
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     things = args.things if args.things is not None else args.events // 10
 
-    from commands.store import open_event_log
+    from eventlog.store import open_event_log
     from infra.migrations import migrate
     from projections.registry import PROJECTIONS
 

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     from api.runtime import Runtime
-    from commands.store import open_event_log
+    from eventlog.store import open_event_log
     from infra.migrations import migrate
     from projections import queries as q
 

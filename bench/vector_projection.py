@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     from commands.bus import CommandBus
-    from commands.store import open_event_log
+    from eventlog.store import open_event_log
     from infra.migrations import migrate
     from projections.knowledge.indexes import create_index
     from providers.local_embeddings import LocalMiniLM

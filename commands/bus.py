@@ -29,9 +29,9 @@ from psycopg.types.json import Jsonb
 
 from commands import deployments, identity, purchases  # noqa: F401  (register their handlers)
 from commands.handlers import HANDLERS, Context, Reply
-from commands.store import EventLog
 from commands.unit_of_work import Batch, Scope
 from domain.errors import DomainError, VersionConflict
+from eventlog.store import EventLog
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
-from commands.store import EventLog
 from domain.errors import NotFound
+from eventlog.store import EventLog
 
 A = TypeVar("A", bound=Aggregate)
 

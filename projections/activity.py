@@ -11,8 +11,8 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from eventlog.envelope import Envelope
 from projections.base import Projection, Statement
-from streams.envelope import Envelope
 
 _STATUS_EVENTS = {"published": "entity_published", "archived": "entity_archived"}
 _LIFECYCLE = {

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import psycopg
 
-from streams.envelope import Envelope
+from eventlog.envelope import Envelope
 
 Statement = tuple[str, Any]
 """SQL text and its parameters (a tuple, or a mapping for named placeholders)."""

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from psycopg.types.json import Jsonb
 
+from eventlog.envelope import Envelope
 from projections.base import Projection, Statement, split_patch
-from streams.envelope import Envelope
 
 
 def _update(e: Envelope, assignments: str, *params: object) -> Statement:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from psycopg.types.json import Jsonb
 
 from domain.organizations import PROFILE_DEFAULTS, merge_profile
+from eventlog.envelope import Envelope
 from projections.base import Projection, Statement, split_patch
-from streams.envelope import Envelope
 
 
 def _update(table: str, e: Envelope, assignments: str, *params: object) -> Statement:

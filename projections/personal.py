@@ -14,8 +14,8 @@ from typing import Any
 import psycopg
 
 from domain.personal_data import unseal
+from eventlog.envelope import Envelope
 from infra.personal_keys import load_keys
-from streams.envelope import Envelope
 
 SEALED_TYPES = frozenset({"person.created", "person.updated"})
 

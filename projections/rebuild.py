@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from commands.store import EventLog
+from eventlog.store import EventLog
 from infra.database import ConnectionInfo
 from projections.base import Projection
 from projections.store import ProjectionSet, reset_projection

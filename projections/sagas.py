@@ -9,8 +9,8 @@ and inspect sagas from it; the saga's stream in the log stays the source of trut
 
 from __future__ import annotations
 
+from eventlog.envelope import Envelope
 from projections.base import Projection, Statement
-from streams.envelope import Envelope
 
 
 def _update(e: Envelope, *, reason: str | None = None, retry_at: str | None = None,

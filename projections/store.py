@@ -18,9 +18,9 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from eventlog.envelope import Envelope
 from projections.base import Projection, Rejected, Statement, Writer
 from projections.personal import reveal_personal
-from streams.envelope import Envelope
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ row actually flips between inactive and active, so replays never double-count.
 
 from __future__ import annotations
 
+from eventlog.envelope import Envelope
 from projections.base import Projection, Statement
-from streams.envelope import Envelope
 
 _ATTACH = """
 WITH before AS (SELECT active FROM thing_tags WHERE thing_id = %(thing)s AND tag = %(tag)s),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from psycopg.types.json import Jsonb
 
+from eventlog.envelope import Envelope
 from projections.base import Projection, Statement, split_patch
-from streams.envelope import Envelope
 
 _GUARD = " WHERE id = %s AND version < %s"
 _STAMP = "version = %s, position = %s, updated_at = %s"

@@ -15,8 +15,8 @@ from typing import Any
 
 from eventsourcing.utils import get_topic
 
-from commands.store import EventLog
 from domain.token_purchase import TOKEN_DECIMALS, TokenPurchase
+from eventlog.store import EventLog
 from providers.chain import ChainError, TokenLedger
 
 _STARTED = get_topic(TokenPurchase.Started)

@@ -13,9 +13,9 @@ import json
 
 from eventsourcing.utils import get_topic
 
-from commands.store import EventLog
 from domain.token_deployment import TokenDeployment
 from domain.token_purchase import TokenPurchase
+from eventlog.store import EventLog
 from providers.chain import ChainError, SignedTx, TokenLedger
 
 SIGNED_TOPICS = tuple(get_topic(event) for event in (

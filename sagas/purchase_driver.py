@@ -29,10 +29,10 @@ from uuid import UUID
 from commands.bus import CommandBus
 from commands.handlers import Context
 from commands.purchases import AdvancePurchase, Decision, record_holdings
-from commands.store import EventLog
 from domain.errors import DomainError
 from domain.things import Thing
 from domain.token_purchase import TOKEN_DECIMALS, TokenPurchase, revenue_split
+from eventlog.store import EventLog
 from providers.chain import ChainError, ChainUnavailable, SignedTx, StaleNonce, TokenLedger, TxReceipt
 from providers.payments import PaymentError, PaymentGateway, PaymentUnavailable
 from sagas.signing import Signer

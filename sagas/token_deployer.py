@@ -18,10 +18,10 @@ from psycopg_pool import ConnectionPool
 from commands.bus import CommandBus
 from commands.handlers import Context
 from commands.models import ConfirmDeployment, RecordDeployment
-from commands.store import EventLog
 from domain.errors import DomainError
 from domain.things import Thing
 from domain.token_deployment import TokenDeployment, deployment_id
+from eventlog.store import EventLog
 from providers.chain import ChainError, ChainUnavailable, SignedTx, StaleNonce
 from sagas.signing import Signer
 

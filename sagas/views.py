@@ -8,9 +8,9 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import Notification
 
-from commands.store import EventLog
 from domain.token_purchase import TokenPurchase
-from streams.envelope import decode_notification
+from eventlog.envelope import decode_notification
+from eventlog.store import EventLog
 
 _HIDDEN = {"raw"}  # signed transaction bytes: kept in the log, not needed by clients
 

@@ -12,11 +12,11 @@ import threading
 
 import psycopg
 
-from commands.store import EVENTS_TABLE, EventLog
+from eventlog.envelope import decode_notification
+from eventlog.store import EVENTS_TABLE, EventLog
 from infra.database import ConnectionInfo
 from projections.base import Writer
 from projections.store import apply_or_park, read_checkpoints
-from streams.envelope import decode_notification
 
 log = logging.getLogger(__name__)
 

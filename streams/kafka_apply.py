@@ -21,9 +21,9 @@ from typing import Any
 
 import psycopg
 
+from eventlog.envelope import Envelope
 from projections.base import Writer
 from projections.store import is_transient, park
-from streams.envelope import Envelope
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 
 import psycopg
 
-from commands.store import EventLog
 from domain.knowledge import TextFields
+from eventlog.envelope import Envelope
+from eventlog.store import EventLog
 from infra.database import ConnectionInfo
 from infra.settings import Settings
 from projections.base import Rejected
@@ -33,7 +34,6 @@ from projections.knowledge.indexes import (
 from projections.knowledge.writer import KnowledgeWriter
 from projections.store import read_checkpoints
 from providers.embeddings import Embedder, EmbedderSpec
-from streams.envelope import Envelope
 from streams.inprocess import InProcessRunner
 
 log = logging.getLogger(__name__)

@@ -20,9 +20,9 @@ import psycopg
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import TopicAlreadyExistsError
 
-from commands.store import EVENTS_TABLE, EventLog
+from eventlog.envelope import decode_notification
+from eventlog.store import EVENTS_TABLE, EventLog
 from infra.database import ConnectionInfo
-from streams.envelope import decode_notification
 
 log = logging.getLogger(__name__)
 WATERMARK_KEY = b"$watermark"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from commands.store import EventLog
-from streams.envelope import Envelope, decode_notification
+from eventlog.envelope import Envelope, decode_notification
+from eventlog.store import EventLog
 
 
 def replay(

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from api.runtime import Runtime
-from commands.store import EVENTS_TABLE
+from eventlog.store import EVENTS_TABLE
 from infra.database import ConnectionInfo, ensure_database, parse_database_url, start_embedded_server
 from infra.settings import Settings
 from tests.support.kafka_broker import KafkaBroker

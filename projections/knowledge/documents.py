@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from domain.knowledge import TextFields, document_text, string_properties, text_hash
-from streams.envelope import Envelope
+from eventlog.envelope import Envelope
 
 THING_EVENTS = frozenset({
     "thing.created", "thing.updated", "thing.status_changed", "thing.tagged", "thing.untagged",

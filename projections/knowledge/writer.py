@@ -23,11 +23,11 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from domain.knowledge import TextFields, chunk_text
+from eventlog.envelope import Envelope
 from projections.base import Rejected
 from projections.knowledge.documents import THING_EVENTS, Document, fold
 from projections.knowledge.indexes import KnowledgeIndex
 from providers.embeddings import Embedder, EmbeddingError, Vectors
-from streams.envelope import Envelope
 
 log = logging.getLogger(__name__)
 

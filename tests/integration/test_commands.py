@@ -20,11 +20,11 @@ from api.runtime import Runtime
 from commands import models as m
 from commands.bus import CommandResult, IdempotencyMismatch
 from commands.handlers import Context
-from commands.store import EVENTS_TABLE
 from domain.errors import AlreadyExists, InvalidState, NotFound, ValidationFailed, VersionConflict
 from domain.ontology import OntologyError
 from domain.things import Thing
-from streams.envelope import decode_notification
+from eventlog.envelope import decode_notification
+from eventlog.store import EVENTS_TABLE
 from tests.conftest import log_head
 
 ACTOR = str(uuid.uuid4())

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from commands.store import EVENTS_TABLE, open_event_log
+from eventlog.store import EVENTS_TABLE, open_event_log
 from infra.database import ConnectionInfo
 from projections.rebuild import rebuild, snapshot
 from projections.registry import PROJECTIONS

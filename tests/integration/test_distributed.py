@@ -19,9 +19,9 @@ from kafka import KafkaConsumer
 
 from api.runtime import Runtime
 from commands import models as m
-from commands.store import open_event_log
 from domain.connections import connection_id
 from domain.errors import DomainError
+from eventlog.store import open_event_log
 from infra.database import ConnectionInfo
 from projections.rebuild import rebuild, rebuild_via_topic, snapshot
 from projections.registry import PROJECTIONS

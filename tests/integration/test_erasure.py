@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from commands.store import open_event_log
+from eventlog.store import open_event_log
 from infra.database import ConnectionInfo
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS

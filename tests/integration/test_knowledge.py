@@ -16,8 +16,8 @@ from psycopg import sql
 
 from api.embeddings_server import OpenAIApiError, create_embeddings_app
 from api.runtime import Runtime
-from commands.store import open_event_log
 from domain.knowledge import TextFields
+from eventlog.store import open_event_log
 from infra.database import ConnectionInfo
 from projections.knowledge.indexes import KnowledgeIndex, active_index, find_or_create, list_indexes
 from projections.knowledge.search import Filters, nearest_chunks

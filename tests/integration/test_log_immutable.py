@@ -8,7 +8,7 @@ import pytest
 
 from api.runtime import Runtime
 from commands import models as m
-from commands.store import EVENTS_TABLE
+from eventlog.store import EVENTS_TABLE
 
 CHANGES = (
     f"UPDATE {EVENTS_TABLE} SET topic = 'forged' WHERE notification_id = 1",

@@ -18,8 +18,8 @@ import psycopg
 import pytest
 from eth_account import Account
 
-from commands.store import open_event_log
 from domain.token_purchase import TOKEN_DECIMALS
+from eventlog.store import open_event_log
 from infra.database import ConnectionInfo
 from infra.settings import Settings
 from providers.chain import Web3Ledger

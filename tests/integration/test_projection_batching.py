@@ -11,12 +11,12 @@ from typing import Any
 
 import psycopg
 
+from eventlog.envelope import Envelope
 from infra.database import ConnectionInfo
 from infra.migrations import migrate
 from projections.rebuild import snapshot
 from projections.registry import PROJECTIONS
 from projections.store import ProjectionSet, apply_batch, apply_or_park, read_checkpoints, reset_projection
-from streams.envelope import Envelope
 
 ORG = "org-1"
 TAGS = ["topic:ai", "topic:go", "skill:yoga", "goal:job", "level:1"]

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import schemathesis
 
-from commands.store import EVENTS_TABLE
+from eventlog.store import EVENTS_TABLE
 
 _log = psycopg.connect(os.environ["ONE_FUZZ_DATABASE_URL"], autocommit=True)
 _before: list[int] = []

@@ -20,7 +20,7 @@ from domain.errors import AlreadyExists, InvalidState, ValidationFailed
 from domain.ontology import OntologyError
 from domain.organizations import Organization, Person
 from domain.things import Thing, merge_properties, normalize_tags
-from streams.envelope import decode_notification
+from eventlog.envelope import decode_notification
 
 ORG = str(uuid.uuid4())
 ACTOR = str(uuid.uuid4())

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from domain.knowledge import TextFields, chunk_text, document_text, string_properties
+from eventlog.envelope import Envelope
 from projections.knowledge.documents import Document, fold
 from projections.knowledge.search import RRF_K, Filters, fuse
-from streams.envelope import Envelope
 
 THING = "5f0e4a53-4f8e-4a59-9b59-8a4f3f0e8d11"
 

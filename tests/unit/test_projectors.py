@@ -10,13 +10,13 @@ from eventsourcing.application import Application
 from psycopg.types.json import Jsonb
 
 from domain.things import Thing
+from eventlog.envelope import Envelope, decode_notification
 from projections.activity import ACTIVITY, activity_of, project_activity
 from projections.base import split_patch
 from projections.connections import CONNECTIONS, project_connections
 from projections.registry import PROJECTIONS
 from projections.tags import TAGS, project_tags
 from projections.things import THINGS, project_things
-from streams.envelope import Envelope, decode_notification
 
 STREAM = str(uuid.uuid4())
 ORG = str(uuid.uuid4())

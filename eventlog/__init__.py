@@ -1,0 +1,1 @@
+"""The event log and how it is read: the layer below commands, projections and streams."""
