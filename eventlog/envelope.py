@@ -8,14 +8,18 @@ upcast to the event class's current schema version with the class's own upcast f
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from functools import cache
 from typing import Any
 
+import orjson
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import resolve_topic
 
 _ENVELOPE_KEYS = ("timestamp", "originator_topic", "class_version", "org_id", "actor_id")
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+"""19 digits in a row: maybe an integer beyond 64 bits, which orjson would turn into a float."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +68,7 @@ def _class_info(topic: str) -> _EventClassInfo:
 def decode_notification(notification: Notification) -> Envelope:
     """Turn a stored event (as read from the log) into an envelope, upcasting old versions."""
     info = _class_info(notification.topic)
-    state: dict[str, Any] = json.loads(notification.state)
+    state = load_state(notification.state)
     stored_version = int(state.get("class_version", 1))
     for upcast in info.upcasters[stored_version - 1:]:
         upcast(state)
@@ -81,3 +85,14 @@ def decode_notification(notification: Notification) -> Envelope:
         actor_id=str(state.get("actor_id", "")),
         data={k: v for k, v in state.items() if k not in _ENVELOPE_KEYS},
     )
+
+
+def load_state(state: bytes) -> dict[str, Any]:
+    """An event's stored JSON state: parsed by orjson, or by the standard library where orjson
+    would lose something (integers beyond 64 bits) or refuses what `json` accepts."""
+    if _LONG_NUMBER.search(state) is None:
+        try:
+            return orjson.loads(state)  # type: ignore[no-any-return]
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(state)  # type: ignore[no-any-return]

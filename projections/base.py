@@ -48,9 +48,9 @@ class Rejected:
 class Writer(Protocol):
     """Writes chunks of the log into read models, inside the caller's transaction.
 
-    The in-process runner (`projections.store.apply_or_park`, which also moves checkpoints) and
-    the Faust agents (`streams.kafka_apply.apply_records`, which also stores watermarks) both
-    drive writers, so projection logic exists once.
+    The projection engine (`projections.engine.apply_or_park`) drives writers for every transport
+    (the in-process runners and the rebuild with checkpoints, the Faust agents with watermarks),
+    so projection logic exists once.
     """
 
     @property

@@ -11,8 +11,9 @@ from psycopg import sql
 from eventlog.store import EventLog
 from infra.database import ConnectionInfo
 from projections.base import Projection
+from projections.engine import catch_up
+from projections.positions import Checkpoints
 from projections.store import ProjectionSet, reset_projection
-from streams.inprocess import InProcessRunner
 
 
 def rebuild(event_log: EventLog, db: ConnectionInfo, projections: Sequence[Projection]) -> int:
@@ -23,7 +24,8 @@ def rebuild(event_log: EventLog, db: ConnectionInfo, projections: Sequence[Proje
     with psycopg.connect(db.conninfo, autocommit=True) as conn:
         for projection in projections:
             reset_projection(conn, projection)
-        return InProcessRunner(event_log, db, ProjectionSet(tuple(projections))).catch_up(conn)
+        writer = ProjectionSet(tuple(projections))
+        return catch_up(conn, event_log, writer, Checkpoints(dict.fromkeys(writer.names, 0)))
 
 
 def rebuild_via_topic(

@@ -1,7 +1,7 @@
-"""Apply projector statements and move checkpoints, in one transaction (transport-agnostic).
+"""The writer of the pure projections: their statements, executed in runs.
 
-The in-process runner calls `apply_or_park` with a `Writer`; `ProjectionSet` is the writer of the
-pure projections (the vector projection has its own, in `projections.knowledge`).
+`ProjectionSet` is the `Writer` the projection engine (`projections.engine`) drives for the core
+read models (the vector projection has its own, in `projections.knowledge`).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 from operator import itemgetter
@@ -19,94 +19,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from eventlog.envelope import Envelope
-from projections.base import Projection, Rejected, Statement, Writer
+from projections.base import Projection, Rejected, Statement
 from projections.personal import reveal_personal
 
 log = logging.getLogger(__name__)
-
-
-def read_checkpoints(conn: psycopg.Connection[object], names: Iterable[str]) -> dict[str, int]:
-    """Position each projection has applied up to (0 if it never ran)."""
-    wanted = list(names)
-    rows = conn.execute(
-        "SELECT name, position FROM projection_checkpoints WHERE name = ANY(%s)", (wanted,)
-    ).fetchall()
-    found = {str(r[0]): int(r[1]) for r in rows}  # type: ignore[index]
-    return {name: found.get(name, 0) for name in wanted}
-
-
-def apply_batch(
-    conn: psycopg.Connection[object],
-    writer: Writer,
-    envelopes: Sequence[Envelope],
-    checkpoints: dict[str, int],
-    up_to: int | None = None,
-) -> dict[str, int]:
-    """Write envelopes newer than each checkpoint, park what the writer rejects, then advance the
-    checkpoints to `up_to` (default: the last envelope's position), all in one transaction.
-    Returns the new checkpoints."""
-    if not envelopes and up_to is None:
-        return checkpoints
-    end = up_to if up_to is not None else envelopes[-1].position
-    with conn.transaction():
-        for rejected in writer.write(conn, envelopes, checkpoints):
-            park(conn, rejected.envelope.to_dict(), rejected.error, writer.names)
-        moved = {name: end for name in writer.names if end > checkpoints[name]}
-        if moved:
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO projection_checkpoints (name, position, updated_at)"
-                    " VALUES (%s, %s, now()) ON CONFLICT (name) DO UPDATE"
-                    " SET position = excluded.position, updated_at = now()"
-                    " WHERE projection_checkpoints.position < excluded.position",
-                    list(moved.items()),
-                )
-    return {**checkpoints, **moved}
-
-
-def is_transient(error: BaseException) -> bool:
-    """Errors worth retrying as they are (the database went away), as opposed to a bad event."""
-    return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
-
-
-def park(
-    conn: psycopg.Connection[object], raw: dict[str, Any], error: BaseException | str,
-    names: Sequence[str] = (),
-) -> None:
-    """Record an event that could not be applied, so it is reported instead of blocking."""
-    reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-    with conn.transaction():
-        conn.execute(
-            "INSERT INTO projection_errors (position, stream_id, event_type, error, envelope, projection)"
-            " VALUES (%s, %s, %s, %s, %s, %s)",
-            (int(raw.get("position", -1)), str(raw.get("stream_id", "")), str(raw.get("type", "")),
-             reason, Jsonb(raw), ",".join(names) or None),
-        )
-    log.error("parked event at position %s: %s", raw.get("position"), reason)
-
-
-def apply_or_park(
-    conn: psycopg.Connection[object],
-    writer: Writer,
-    envelopes: Sequence[Envelope],
-    checkpoints: dict[str, int],
-) -> dict[str, int]:
-    """`apply_batch`; if the batch fails on a bad event, apply one by one and park the bad ones."""
-    try:
-        return apply_batch(conn, writer, envelopes, checkpoints)
-    except Exception as error:
-        if is_transient(error):
-            raise
-        log.warning("batch of %d failed; applying one by one", len(envelopes), exc_info=True)
-    for envelope in envelopes:
-        try:
-            checkpoints = apply_batch(conn, writer, [envelope], checkpoints)
-        except Exception as error:
-            if is_transient(error):
-                raise
-            park(conn, envelope.to_dict(), error, writer.names)
-            checkpoints = apply_batch(conn, writer, [], checkpoints, up_to=envelope.position)
-    return checkpoints
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The in-process projection runner (embedded mode): follows the log, applies projectors.
 
-It reads the log in chunks after the lowest checkpoint, applies each chunk in one transaction
-together with the checkpoints, and sleeps on PostgreSQL LISTEN/NOTIFY (the event log notifies
-on every append) when caught up. A crash at any point resumes from the committed checkpoints.
+It follows the log (`eventlog.reader.follow`: chunks after the lowest checkpoint, then LISTEN/NOTIFY
+on every append) and hands each chunk to the projection engine, which applies it in one
+transaction together with the checkpoints. A crash at any point resumes from the committed
+checkpoints.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import threading
 
 import psycopg
 
-from eventlog.envelope import decode_notification
-from eventlog.store import EVENTS_TABLE, EventLog
+from eventlog.reader import follow
+from eventlog.store import EventLog
 from infra.database import ConnectionInfo
 from projections.base import Writer
-from projections.store import apply_or_park, read_checkpoints
+from projections.engine import apply_or_park, catch_up
+from projections.positions import Checkpoints, read_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +38,19 @@ class InProcessRunner:
         self.db = db
         self.writer = writer
         self.chunk_size = chunk_size
-        self.checkpoints: dict[str, int] = {}
         self.error: BaseException | None = None
+        self._positions = Checkpoints({})
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    @property
+    def checkpoints(self) -> dict[str, int]:
+        """Where each read model of the writer stands (as committed)."""
+        return self._positions.positions
+
+    @checkpoints.setter
+    def checkpoints(self, positions: dict[str, int]) -> None:
+        self._positions = Checkpoints(dict(positions))
 
     @property
     def position(self) -> int:
@@ -57,20 +68,10 @@ class InProcessRunner:
         self._thread.join(timeout=10)
 
     def catch_up(self, conn: psycopg.Connection[object]) -> int:
-        """Apply everything currently in the log; return how many events were applied."""
+        """Apply everything currently in the log; return how many events were read."""
         if not self.checkpoints:
             self.checkpoints = read_checkpoints(conn, self.writer.names)
-        applied = 0
-        while not self._stop.is_set():
-            notifications = self.event_log.recorder.select_notifications(
-                start=self.position + 1, limit=self.chunk_size
-            )
-            if not notifications:
-                return applied
-            envelopes = [decode_notification(n) for n in notifications]
-            self.checkpoints = apply_or_park(conn, self.writer, envelopes, self.checkpoints)
-            applied += len(envelopes)
-        return applied
+        return catch_up(conn, self.event_log, self.writer, self._positions, self.chunk_size, self._stop)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -82,13 +83,8 @@ class InProcessRunner:
                 self._stop.wait(1.0)
 
     def _follow(self) -> None:
-        with psycopg.connect(self.db.conninfo, autocommit=True) as conn, \
-                psycopg.connect(self.db.conninfo, autocommit=True) as listener:
-            listener.execute(f"LISTEN {EVENTS_TABLE}")
+        with psycopg.connect(self.db.conninfo, autocommit=True) as conn:
             self.checkpoints = read_checkpoints(conn, self.writer.names)
-            while not self._stop.is_set():
-                if self.catch_up(conn):
-                    self.error = None
-                    continue
-                for _ in listener.notifies(timeout=0.25, stop_after=1):
-                    pass
+            for chunk in follow(self.event_log, self.db, self.position, self._stop, self.chunk_size):
+                apply_or_park(conn, self.writer, chunk, self._positions)
+                self.error = None

@@ -6,26 +6,24 @@ stored in the same transaction as the envelopes before it, so `min(watermark)` o
 partitions is a position up to which every read model is complete (read-your-writes).
 
 Projector statements are idempotent (version/position guards), so re-delivery after a crash or a
-rebalance is harmless. A record whose projection fails is retried alone; if it still fails it is
-parked in `projection_errors` (and returned, for the dead-letter topic) instead of blocking its
-partition.
+rebalance is harmless. Batches go through the projection engine (`projections.engine`) like the
+log's: a record whose projection fails is retried alone; if it still fails it is parked in
+`projection_errors` (and returned, for the dead-letter topic) instead of blocking its partition.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
-from eventlog.envelope import Envelope
+from eventlog.envelope import Envelope, load_state
 from projections.base import Writer
-from projections.store import is_transient, park
-
-log = logging.getLogger(__name__)
+from projections.engine import apply_or_park, describe, park
+from projections.positions import Watermarks
 
 
 @dataclass(frozen=True)
@@ -54,26 +52,31 @@ def watermark_of(value: bytes) -> int | None:
 def apply_records(
     conn: psycopg.Connection[object], writer: Writer, topic: str, records: Sequence[Record],
 ) -> list[Parked]:
-    """Project a batch in one transaction; on failure, record by record. Returns parked records.
+    """Project a batch through the projection engine, storing its watermarks with it. Returns the
+    parked records (undecodable ones, and those the engine parked), for the dead-letter topic.
 
     `topic` names the watermarks stored: the event topic for the core read models, a derived
-    key for a writer consumed by its own group (e.g. the vector projection)."""
-    try:
-        return _apply(conn, writer, topic, records)
-    except Exception as error:
-        if is_transient(error):
-            raise
-        log.warning("batch of %d failed; applying record by record", len(records), exc_info=True)
+    key for a writer consumed by its own group (e.g. the vector projection). Envelopes are applied
+    in log order (which keeps every stream's order across partitions)."""
+    sources: dict[int, tuple[Envelope, Record]] = {}
+    marks: dict[int, int] = {}
     parked: list[Parked] = []
     for record in records:
+        mark = watermark_of(record.value)
+        if mark is not None:
+            marks[record.partition] = max(mark, marks.get(record.partition, 0))
+            continue
         try:
-            parked += _apply(conn, writer, topic, [record])
-        except Exception as error:
-            if is_transient(error):
-                raise
-            parked.append(Parked(record, f"{type(error).__name__}: {error}"))
+            envelope = Envelope.from_dict(load_state(record.value))
+        except (ValueError, TypeError) as error:
             park(conn, _decoded(record.value), error, writer.names)
-    return parked
+            parked.append(Parked(record, describe(error)))
+            continue
+        sources.setdefault(envelope.position, (envelope, record))  # a re-delivered copy is the same
+    envelopes = [sources[position][0] for position in sorted(sources)]
+    covers = envelopes[-1].position if envelopes else 0
+    rejected = apply_or_park(conn, writer, envelopes, Watermarks(topic, marks, covers))
+    return parked + [Parked(sources[r.envelope.position][1], r.error) for r in rejected]
 
 
 def _decoded(value: bytes) -> dict[str, Any]:
@@ -82,32 +85,3 @@ def _decoded(value: bytes) -> dict[str, Any]:
     except ValueError:
         raw = None
     return raw if isinstance(raw, dict) else {"undecodable": value.decode(errors="replace")}
-
-
-def _apply(
-    conn: psycopg.Connection[object], writer: Writer, topic: str, records: Sequence[Record],
-) -> list[Parked]:
-    envelopes: list[Envelope] = []
-    sources: dict[int, Record] = {}
-    marks: dict[int, int] = {}
-    for record in records:
-        mark = watermark_of(record.value)
-        if mark is None:
-            envelope = Envelope.from_dict(json.loads(record.value))
-            envelopes.append(envelope)
-            sources[envelope.position] = record
-        else:
-            marks[record.partition] = max(mark, marks.get(record.partition, 0))
-    parked: list[Parked] = []
-    with conn.transaction(), conn.cursor() as cur:
-        for rejected in writer.write(conn, envelopes):
-            park(conn, rejected.envelope.to_dict(), rejected.error, writer.names)
-            parked.append(Parked(sources[rejected.envelope.position], rejected.error))
-        if marks:
-            cur.executemany(
-                "INSERT INTO stream_watermarks (topic, partition, position) VALUES (%s, %s, %s)"
-                " ON CONFLICT (topic, partition) DO UPDATE SET position = excluded.position,"
-                " updated_at = now() WHERE stream_watermarks.position < excluded.position",
-                [(topic, partition, position) for partition, position in marks.items()],
-            )
-    return parked

@@ -32,7 +32,7 @@ from projections.knowledge.indexes import (
     list_indexes,
 )
 from projections.knowledge.writer import KnowledgeWriter
-from projections.store import read_checkpoints
+from projections.positions import read_checkpoints
 from providers.embeddings import Embedder, EmbedderSpec
 from streams.inprocess import InProcessRunner
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from eventlog.envelope import Envelope, decode_notification
+from eventlog.envelope import Envelope
+from eventlog.reader import read_to_end
 from eventlog.store import EventLog
 
 
@@ -18,16 +19,10 @@ def replay(
 ) -> Iterator[Envelope]:
     """Yield envelopes in log order from `from_position`, optionally only after `since` and of
     the given `types`."""
-    start = max(from_position, 1)
-    while True:
-        notifications = event_log.recorder.select_notifications(start=start, limit=chunk_size)
-        if not notifications:
-            return
-        for notification in notifications:
-            envelope = decode_notification(notification)
+    for chunk in read_to_end(event_log, max(from_position, 1) - 1, chunk_size):
+        for envelope in chunk:
             if types and envelope.type not in types:
                 continue
             if since is not None and datetime.fromisoformat(envelope.occurred_at) < since:
                 continue
             yield envelope
-        start = notifications[-1].id + 1

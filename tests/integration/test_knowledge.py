@@ -22,7 +22,7 @@ from infra.database import ConnectionInfo
 from projections.knowledge.indexes import KnowledgeIndex, active_index, find_or_create, list_indexes
 from projections.knowledge.search import Filters, nearest_chunks
 from projections.knowledge.writer import KnowledgeWriter
-from projections.store import read_checkpoints
+from projections.positions import read_checkpoints
 from providers.embeddings import EmbedderSpec, EmbeddingError, Vectors
 from providers.local_embeddings import LocalMiniLM
 from providers.openai_embeddings import OpenAIEmbedder

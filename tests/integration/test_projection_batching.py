@@ -14,9 +14,11 @@ import psycopg
 from eventlog.envelope import Envelope
 from infra.database import ConnectionInfo
 from infra.migrations import migrate
+from projections.engine import apply_or_park
+from projections.positions import Checkpoints, read_checkpoints
 from projections.rebuild import snapshot
 from projections.registry import PROJECTIONS
-from projections.store import ProjectionSet, apply_batch, apply_or_park, read_checkpoints, reset_projection
+from projections.store import ProjectionSet, reset_projection
 
 ORG = "org-1"
 TAGS = ["topic:ai", "topic:go", "skill:yoga", "goal:job", "level:1"]
@@ -91,21 +93,21 @@ def _log(seed: int = 3, things: int = 150, connections: int = 120, activities: i
 
 
 def _apply(db: ConnectionInfo, log: list[Envelope], batched: bool) -> dict[str, list[tuple[Any, ...]]]:
-    """Batched: `write` chunks of 2,000, re-delivered events included. Otherwise `apply_batch`
-    one envelope at a time (checkpoints skip what was already applied)."""
+    """Batched: `write` chunks of 2,000, re-delivered events included. Otherwise the engine, one
+    envelope at a time (checkpoints skip what was already applied)."""
     everything = list(PROJECTIONS.values())
     writer = ProjectionSet(tuple(everything))
     with psycopg.connect(db.conninfo, autocommit=True) as conn:
         for projection in everything:
             reset_projection(conn, projection)
-        checkpoints = read_checkpoints(conn, writer.names)
+        checkpoints = Checkpoints(read_checkpoints(conn, writer.names))
         if batched:
             for start in range(0, len(log), 2000):
                 with conn.transaction():
                     writer.write(conn, log[start:start + 2000], None)
         else:
             for envelope in log:
-                checkpoints = apply_batch(conn, writer, [envelope], checkpoints)
+                apply_or_park(conn, writer, [envelope], checkpoints)
     return snapshot(db, everything)
 
 
@@ -133,9 +135,13 @@ def test_bad_event_in_a_merged_insert_is_parked_alone(fresh_db: ConnectionInfo) 
     log[40] = Envelope(**{**bad.to_dict(), "data": {**bad.data, "target_id": "not-a-uuid"}})
     writer = ProjectionSet(tuple(PROJECTIONS.values()))
     with psycopg.connect(fresh_db.conninfo, autocommit=True) as conn:
-        checkpoints = apply_or_park(conn, writer, log, read_checkpoints(conn, writer.names))
+        checkpoints = Checkpoints(read_checkpoints(conn, writer.names))
+        rejected = apply_or_park(conn, writer, log, checkpoints)
         parked = conn.execute("SELECT position FROM projection_errors").fetchall()
         count = conn.execute("SELECT count(*) FROM activity").fetchone()
     assert parked == [(bad.position,)]
     assert count == (len(log) - 1,)
-    assert set(checkpoints.values()) == {log[-1].position}
+    assert [r.envelope.position for r in rejected] == [bad.position]
+    assert set(checkpoints.positions.values()) == {log[-1].position}
+    with psycopg.connect(fresh_db.conninfo) as conn:
+        assert set(read_checkpoints(conn, writer.names).values()) == {log[-1].position}
