@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
 from eventlog.envelope import Envelope
-from projections.base import Projection, Statement
+from projections.base import Change, NewRow, Projection
 
 _STATUS_EVENTS = {"published": "entity_published", "archived": "entity_archived"}
 _LIFECYCLE = {
@@ -39,18 +37,16 @@ def activity_of(e: Envelope) -> tuple[str, str | None, dict[str, Any]] | None:
     return None
 
 
-def project_activity(e: Envelope) -> list[Statement]:
+def project_activity(e: Envelope) -> list[Change]:
     """Envelope → at most one activity row."""
     found = activity_of(e)
     if found is None:
         return []
     kind, target, metadata = found
-    return [(
-        "INSERT INTO activity (position, event_id, org_id, type, actor_id, target_id, metadata,"
-        " occurred_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (position) DO NOTHING",
-        (e.position, e.stream_id, e.org_id, kind, e.actor_id, target, Jsonb(metadata),
-         e.occurred_at),
-    )]
+    return [NewRow("activity", "position", {
+        "position": e.position, "event_id": e.stream_id, "org_id": e.org_id, "type": kind,
+        "actor_id": e.actor_id, "target_id": target, "metadata": metadata, "occurred_at": e.occurred_at,
+    })]
 
 
 ACTIVITY = Projection(

@@ -1,8 +1,9 @@
 """What a projection is: a name, the tables it owns, and a pure projector function.
 
-A projector turns one envelope into a list of SQL statements. Statements are idempotent: each
-guards on the stream version (or log position) its row already reflects, so applying an event
-twice, or an older one after a newer one, changes nothing. Projectors never touch a transport;
+A projector turns one envelope into a list of changes: new rows (inserted unless their key exists)
+and SQL statements. Both are idempotent: a statement guards on the stream version (or log
+position) its row already reflects, so applying an event twice, or an older one after a newer
+one, changes nothing. Projectors never touch a transport;
 the in-process runner and the Faust agents both call the same functions.
 """
 
@@ -18,7 +19,23 @@ from eventlog.envelope import Envelope
 
 Statement = tuple[str, Any]
 """SQL text and its parameters (a tuple, or a mapping for named placeholders)."""
-Projector = Callable[[Envelope], list[Statement]]
+
+
+@dataclass(frozen=True, slots=True)
+class NewRow:
+    """A row to insert unless its table already holds one with the same key (`ON CONFLICT (key)
+    DO NOTHING`). The writer inserts a run of them set-based, in one statement per table and
+    chunk; as one by one, the first row of a key wins."""
+
+    table: str
+    key: str
+    values: dict[str, Any]
+    """Column → value: JSON-ready values for `jsonb` columns, lists of strings for `text[]` ones."""
+
+
+Change = Statement | NewRow
+"""What a projector asks of the read model: a SQL statement, or a new row."""
+Projector = Callable[[Envelope], Sequence[Change]]
 
 
 @dataclass(frozen=True)
@@ -30,8 +47,8 @@ class Projection:
     handles: frozenset[str]
     project: Projector
 
-    def apply(self, envelope: Envelope) -> list[Statement]:
-        """Statements for this envelope, or none if the projection ignores its type."""
+    def apply(self, envelope: Envelope) -> Sequence[Change]:
+        """Changes for this envelope, or none if the projection ignores its type."""
         if envelope.type not in self.handles:
             return []
         return self.project(envelope)

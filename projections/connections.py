@@ -8,7 +8,7 @@ from __future__ import annotations
 from psycopg.types.json import Jsonb
 
 from eventlog.envelope import Envelope
-from projections.base import Projection, Statement, split_patch
+from projections.base import Change, NewRow, Projection, Statement, split_patch
 
 
 def _update(e: Envelope, assignments: str, *params: object) -> Statement:
@@ -19,17 +19,15 @@ def _update(e: Envelope, assignments: str, *params: object) -> Statement:
     )
 
 
-def project_connections(e: Envelope) -> list[Statement]:
+def project_connections(e: Envelope) -> list[Change]:
     """Envelope → upserts of the `connections` table."""
     d = e.data
     if e.type == "connection.created":
-        return [(
-            "INSERT INTO connections (id, org_id, from_id, to_id, type, metadata, created_at,"
-            " updated_at, version, position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (id) DO NOTHING",
-            (e.stream_id, e.org_id, d["from_id"], d["to_id"], d["type"], Jsonb(d["metadata"]),
-             e.occurred_at, e.occurred_at, e.version, e.position),
-        )]
+        return [NewRow("connections", "id", {
+            "id": e.stream_id, "org_id": e.org_id, "from_id": d["from_id"], "to_id": d["to_id"],
+            "type": d["type"], "metadata": d["metadata"], "created_at": e.occurred_at,
+            "updated_at": e.occurred_at, "version": e.version, "position": e.position,
+        })]
     if e.type == "connection.metadata_updated":
         removed, values = split_patch(d["metadata"])
         return [_update(e, "metadata = (metadata - %s::text[]) || %s", removed, Jsonb(values))]

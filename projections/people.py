@@ -7,7 +7,7 @@ from psycopg.types.json import Jsonb
 
 from domain.organizations import PROFILE_DEFAULTS, merge_profile
 from eventlog.envelope import Envelope
-from projections.base import Projection, Statement, split_patch
+from projections.base import Change, NewRow, Projection, Statement, split_patch
 
 
 def _update(table: str, e: Envelope, assignments: str, *params: object) -> Statement:
@@ -28,18 +28,17 @@ def _profile_patch(patch: dict[str, object]) -> tuple[str, tuple[object, ...]]:
             (Jsonb(rest), Jsonb(stats)))
 
 
-def project_people(e: Envelope) -> list[Statement]:
+def project_people(e: Envelope) -> list[Change]:
     """Envelope → upserts of the `people` table."""
     d = e.data
     if e.type == "person.created":
-        return [(
-            "INSERT INTO people (id, org_id, role, account_status, primary_auth_method, personal,"
-            " profile, created_at, updated_at, created_position, version, position)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-            (e.stream_id, e.org_id, d["role"], d["account_status"], d["auth_method"],
-             Jsonb(d["personal"] or {}), Jsonb(merge_profile(PROFILE_DEFAULTS, d["profile"])),
-             e.occurred_at, e.occurred_at, e.position, e.version, e.position),
-        )]
+        return [NewRow("people", "id", {
+            "id": e.stream_id, "org_id": e.org_id, "role": d["role"], "account_status": d["account_status"],
+            "primary_auth_method": d["auth_method"], "personal": d["personal"] or {},
+            "profile": merge_profile(PROFILE_DEFAULTS, d["profile"]), "created_at": e.occurred_at,
+            "updated_at": e.occurred_at, "created_position": e.position, "version": e.version,
+            "position": e.position,
+        })]
     if e.type == "person.updated":
         assignments, params = _profile_patch(d["profile"])
         if d["personal"] is not None:
@@ -70,16 +69,15 @@ PEOPLE = Projection(
 )
 
 
-def project_organizations(e: Envelope) -> list[Statement]:
+def project_organizations(e: Envelope) -> list[Change]:
     """Envelope → upserts of the `organizations` table."""
     d = e.data
     if e.type == "organization.created":
-        return [(
-            "INSERT INTO organizations (id, name, slug, plan, created_at, updated_at, version,"
-            " position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-            (e.stream_id, d["name"], d["slug"], d["plan"], e.occurred_at, e.occurred_at,
-             e.version, e.position),
-        )]
+        return [NewRow("organizations", "id", {
+            "id": e.stream_id, "name": d["name"], "slug": d["slug"], "plan": d["plan"],
+            "created_at": e.occurred_at, "updated_at": e.occurred_at, "version": e.version,
+            "position": e.position,
+        })]
     if e.type == "organization.updated":
         return [_update("organizations", e, "name = coalesce(%s, name), plan = coalesce(%s, plan)",
                         d["name"], d["plan"])]
@@ -94,17 +92,16 @@ ORGANIZATIONS = Projection(
 )
 
 
-def project_api_keys(e: Envelope) -> list[Statement]:
+def project_api_keys(e: Envelope) -> list[Change]:
     """Envelope → upserts of the `api_keys` table (never the secret's hash)."""
     d = e.data
     if e.type == "api_key.issued":
-        return [(
-            "INSERT INTO api_keys (id, org_id, person_id, name, kind, created_by, created_at,"
-            " expires_at, created_position, version, position)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-            (e.stream_id, e.org_id, d["person_id"], d["name"], d["kind"], e.actor_id,
-             e.occurred_at, d["expires_at"], e.position, e.version, e.position),
-        )]
+        return [NewRow("api_keys", "id", {
+            "id": e.stream_id, "org_id": e.org_id, "person_id": d["person_id"], "name": d["name"],
+            "kind": d["kind"], "created_by": e.actor_id, "created_at": e.occurred_at,
+            "expires_at": d["expires_at"], "created_position": e.position, "version": e.version,
+            "position": e.position,
+        })]
     if e.type == "api_key.revoked":
         return [(
             "UPDATE api_keys SET revoked_at = %s, version = %s, position = %s"

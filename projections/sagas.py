@@ -10,7 +10,7 @@ and inspect sagas from it; the saga's stream in the log stays the source of trut
 from __future__ import annotations
 
 from eventlog.envelope import Envelope
-from projections.base import Projection, Statement
+from projections.base import Change, NewRow, Projection, Statement
 
 
 def _update(e: Envelope, *, reason: str | None = None, retry_at: str | None = None,
@@ -35,17 +35,16 @@ _KEEPS_ATTEMPTS = {"token_purchase.mint_signed", "token_purchase.burn_signed",
                    "token_purchase.resolved", "token_purchase.abandoned"}
 
 
-def project_sagas(e: Envelope) -> list[Statement]:
+def project_sagas(e: Envelope) -> list[Change]:
     """Envelope → saga row upserts (guarded by stream version)."""
     d = e.data
     if e.type == "token_purchase.started":
-        return [(
-            "INSERT INTO sagas (id, kind, org_id, buyer_id, token_id, amount, usd_cents, status,"
-            " step, started_at, updated_at, version, position) VALUES (%s, 'token_purchase', %s,"
-            " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-            (e.stream_id, e.org_id, d["buyer_id"], d["token_id"], d["amount"], d["usd_cents"],
-             d["status"], d["step"], e.occurred_at, e.occurred_at, e.version, e.position),
-        )]
+        return [NewRow("sagas", "id", {
+            "id": e.stream_id, "kind": "token_purchase", "org_id": e.org_id, "buyer_id": d["buyer_id"],
+            "token_id": d["token_id"], "amount": d["amount"], "usd_cents": d["usd_cents"],
+            "status": d["status"], "step": d["step"], "started_at": e.occurred_at,
+            "updated_at": e.occurred_at, "version": e.version, "position": e.position,
+        })]
     reason = next((str(d[k]) for k in _REASON if d.get(k)), None)
     if e.type == "token_purchase.step_failed":
         return [_update(e, reason=reason, retry_at=d["retry_at"], attempts="attempts + 1")]

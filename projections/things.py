@@ -5,7 +5,7 @@ from __future__ import annotations
 from psycopg.types.json import Jsonb
 
 from eventlog.envelope import Envelope
-from projections.base import Projection, Statement, split_patch
+from projections.base import Change, NewRow, Projection, Statement, split_patch
 
 _GUARD = " WHERE id = %s AND version < %s"
 _STAMP = "version = %s, position = %s, updated_at = %s"
@@ -17,19 +17,16 @@ def _update(envelope: Envelope, assignments: str, *params: object) -> Statement:
     return sql, (*params, e.version, e.position, e.occurred_at, e.stream_id, e.version)
 
 
-def project_things(e: Envelope) -> list[Statement]:
+def project_things(e: Envelope) -> list[Change]:
     """Envelope → upserts of the `things` table."""
     d = e.data
     if e.type == "thing.created":
-        return [(
-            "INSERT INTO things (id, org_id, type, name, properties, status, tags, created_by,"
-            " created_at, updated_at, created_position, version, position)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (id) DO NOTHING",
-            (e.stream_id, e.org_id, d["type"], d["name"], Jsonb(d["properties"]), d["status"],
-             d["tags"], e.actor_id, e.occurred_at, e.occurred_at, e.position, e.version,
-             e.position),
-        )]
+        return [NewRow("things", "id", {
+            "id": e.stream_id, "org_id": e.org_id, "type": d["type"], "name": d["name"],
+            "properties": d["properties"], "status": d["status"], "tags": d["tags"],
+            "created_by": e.actor_id, "created_at": e.occurred_at, "updated_at": e.occurred_at,
+            "created_position": e.position, "version": e.version, "position": e.position,
+        })]
     if e.type == "thing.updated":
         removed, values = split_patch(d["properties"])
         return [_update(

@@ -1,9 +1,10 @@
-"""Pure projectors: an envelope in, SQL statements out (no database)."""
+"""Pure projectors: an envelope in, new rows and SQL statements out (no database)."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 import pytest
 from eventsourcing.application import Application
@@ -12,8 +13,9 @@ from psycopg.types.json import Jsonb
 from domain.things import Thing
 from eventlog.envelope import Envelope, decode_notification
 from projections.activity import ACTIVITY, activity_of, project_activity
-from projections.base import split_patch
+from projections.base import Change, NewRow, split_patch
 from projections.connections import CONNECTIONS, project_connections
+from projections.new_rows import as_text
 from projections.registry import PROJECTIONS
 from projections.tags import TAGS, project_tags
 from projections.things import THINGS, project_things
@@ -42,12 +44,20 @@ def unwrap(params: Any) -> Any:
     return params
 
 
-def only(statements: list[tuple[str, Any]]) -> tuple[str, Any]:
-    assert len(statements) == 1, statements
-    sql, params = statements[0]
+def only(changes: Sequence[Change]) -> tuple[str, Any]:
+    assert len(changes) == 1, changes
+    assert isinstance(changes[0], tuple), changes
+    sql, params = changes[0]
     if isinstance(params, tuple):
         assert sql.count("%s") == len(params), "one parameter per placeholder"
     return sql, unwrap(params)
+
+
+def new_row(changes: Sequence[Change], table: str, key: str) -> dict[str, Any]:
+    """The values of the one new row of `table` the changes hold."""
+    assert len(changes) == 1 and isinstance(changes[0], NewRow), changes
+    assert (changes[0].table, changes[0].key) == (table, key)
+    return changes[0].values
 
 
 GUARD = (3, 42, AT, STREAM, 3)  # SET version, position, updated_at; WHERE id, version <
@@ -60,10 +70,10 @@ THING_CREATED = {"type": "course", "name": "Yoga", "properties": {"a": 1}, "stat
 
 
 def test_thing_created_inserts_a_row() -> None:
-    sql, params = only(project_things(env("thing.created", THING_CREATED, version=1)))
-    assert sql.startswith("INSERT INTO things") and "ON CONFLICT (id) DO NOTHING" in sql
-    assert params == (STREAM, ORG, "course", "Yoga", ("jsonb", {"a": 1}), "draft",
-                      ["topic:ai", "skill:go"], ACTOR, AT, AT, 42, 1, 42)
+    row = new_row(project_things(env("thing.created", THING_CREATED, version=1)), "things", "id")
+    assert row == {"id": STREAM, "org_id": ORG, "type": "course", "name": "Yoga", "properties": {"a": 1},
+                   "status": "draft", "tags": ["topic:ai", "skill:go"], "created_by": ACTOR,
+                   "created_at": AT, "updated_at": AT, "created_position": 42, "version": 1, "position": 42}
 
 
 def test_thing_updated_splits_the_merge_patch() -> None:
@@ -127,11 +137,12 @@ def test_tags_ignore_things_without_tags_and_other_types() -> None:
 
 def test_connection_created_inserts_an_edge() -> None:
     a, b = str(uuid.uuid4()), str(uuid.uuid4())
-    sql, params = only(project_connections(env("connection.created", {
+    row = new_row(project_connections(env("connection.created", {
         "from_id": a, "to_id": b, "type": "owns", "metadata": {"revenueShare": 0.5}},
-        version=1)))
-    assert sql.startswith("INSERT INTO connections") and "ON CONFLICT (id) DO NOTHING" in sql
-    assert params == (STREAM, ORG, a, b, "owns", ("jsonb", {"revenueShare": 0.5}), AT, AT, 1, 42)
+        version=1)), "connections", "id")
+    assert row == {"id": STREAM, "org_id": ORG, "from_id": a, "to_id": b, "type": "owns",
+                   "metadata": {"revenueShare": 0.5}, "created_at": AT, "updated_at": AT,
+                   "version": 1, "position": 42}
 
 
 @pytest.mark.parametrize(("type", "data", "assignment", "values"), [
@@ -174,10 +185,10 @@ def test_connection_changes_are_version_guarded(
 ])
 def test_activity_rows(type: str, data: dict[str, Any], expected: tuple[Any, ...]) -> None:
     assert activity_of(env(type, data)) == expected
-    sql, params = only(ACTIVITY.apply(env(type, data)))
-    assert sql.startswith("INSERT INTO activity") and "ON CONFLICT (position) DO NOTHING" in sql
+    row = new_row(ACTIVITY.apply(env(type, data)), "activity", "position")
     kind, target, metadata = expected
-    assert params == (42, STREAM, ORG, kind, ACTOR, target, ("jsonb", metadata), AT)
+    assert row == {"position": 42, "event_id": STREAM, "org_id": ORG, "type": kind, "actor_id": ACTOR,
+                   "target_id": target, "metadata": metadata, "occurred_at": AT}
 
 
 @pytest.mark.parametrize("type", ["organization.created", "organization.updated",
@@ -225,54 +236,41 @@ def test_projectors_accept_decoded_stored_events() -> None:
     app.save(t)
     created, updated = (decode_notification(n)
                         for n in app.recorder.select_notifications(start=1, limit=10))
-    _, params = only(THINGS.apply(created))
-    assert params[:8] == (str(t.id), ORG, "course", "Yoga", ("jsonb", {"a": 1}), "draft",
-                          ["topic:ai"], ACTOR)
-    assert params[10:] == (1, 1, 1)  # created_position, version, position
+    row = new_row(THINGS.apply(created), "things", "id")
+    assert list(row.values())[:8] == [str(t.id), ORG, "course", "Yoga", {"a": 1}, "draft", ["topic:ai"],
+                                      ACTOR]
+    assert (row["created_position"], row["version"], row["position"]) == (1, 1, 1)
     _, params = only(THINGS.apply(updated))
     assert params[:3] == (None, ["a"], ("jsonb", {"b": 2}))
     assert params[3:5] == (2, 2)
-    assert [s[1]["tag"] for s in TAGS.apply(created)] == ["topic:ai"]
+    assert [s[1]["tag"] for s in project_tags(created)] == ["topic:ai"]
 
 
-# ---- merging runs of inserts ---------------------------------------------------------------
-
-class _Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, Any]] = []
-
-    def execute(self, sql: str, params: Any) -> None:
-        self.calls.append(("execute", sql, params))
-
-    def executemany(self, sql: str, params: Any) -> None:
-        self.calls.append(("executemany", sql, list(params)))
+# ---- new rows, set-based ------------------------------------------------------------------------
 
 
-def test_runs_of_insert_do_nothing_become_multi_row_inserts(monkeypatch: pytest.MonkeyPatch) -> None:
-    from projections import store
-
-    monkeypatch.setattr(store, "_MAX_ROWS", 2)
-    activity = [project_activity(env("thing.deleted", position=p))[0] for p in (1, 2, 3)]
-    update = project_things(env("thing.deleted"))[0]
-    cur, raw = _Recorder(), _Recorder()
-    store._execute_in_runs(cur, raw, [*activity, update, activity[0]])  # type: ignore[arg-type]
-
-    (_, first, params), (_, second, _) = raw.calls
-    assert first.count("$") == 16 and "($9, $10," in first and "$17" not in first
-    assert first.endswith("ON CONFLICT (position) DO NOTHING") and "%s" not in first
-    assert params[0] == 1 and params[8] == 2 and unwrap(params[6]) == ("jsonb", "{}")
-    assert second.count("$") == 8  # the rest of the run
-    assert [(kind, sql) for kind, sql, _ in cur.calls] == [
-        ("executemany", update[0]), ("executemany", activity[0][0]),  # single rows stay as they are
-    ]
+@pytest.mark.parametrize(("value", "sql_type", "text"), [
+    (None, "jsonb", None),
+    ({"a": [1, "é"], "b": None}, "jsonb", '{"a":[1,"é"],"b":null}'),
+    ({"wei": 10**30}, "jsonb", '{"wei":1000000000000000000000000000000}'),  # beyond 64 bits: kept
+    (["topic:ai", 'say "hi"', "back\\slash", "a,b", "{x}"], "text[]",
+     '{"topic:ai","say \\"hi\\"","back\\\\slash","a,b","{x}"}'),
+    ([], "text[]", "{}"),
+    (True, "boolean", "true"),
+    (42, "bigint", "42"),
+    ("2026-01-02T03:04:05+00:00", "timestamp with time zone", "2026-01-02T03:04:05+00:00"),
+])
+def test_new_row_values_in_postgres_text_form(value: Any, sql_type: str, text: str | None) -> None:
+    assert as_text(value, sql_type) == text
 
 
-def test_merged_inserts_stay_small(monkeypatch: pytest.MonkeyPatch) -> None:
-    from projections import store
+def test_new_rows_go_in_chunks_within_the_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    from projections import new_rows
 
-    monkeypatch.setattr(store, "_MAX_BYTES", 1000)
+    monkeypatch.setattr(new_rows, "MAX_BYTES", 1000)
     big = {"type": "x", "target_id": None, "metadata": {"blob": "b" * 600}}
-    statements = [project_activity(env("activity.recorded", big, position=p))[0] for p in (1, 2, 3)]
-    raw = _Recorder()
-    store._execute_in_runs(_Recorder(), raw, statements)  # type: ignore[arg-type]
-    assert [sql.count("$") for _, sql, _ in raw.calls] == [8, 8, 8]
+    rows = [cast(NewRow, project_activity(env("activity.recorded", big, position=p))[0]) for p in (1, 2, 3)]
+    types = dict.fromkeys(rows[0].values, "text") | {"metadata": "jsonb", "position": "bigint"}
+    chunks = list(new_rows.column_arrays(rows, tuple(rows[0].values), types))
+    assert [chunk[0] for chunk in chunks] == [["1", "2"], ["3"]]  # the position column, split by size
+    assert chunks[0][5] == [None, None]  # target_id: NULL stays NULL
