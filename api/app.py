@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from api.auth import PERMISSION_KEY, authenticate
@@ -20,6 +21,11 @@ from api.runtime import Runtime
 from api.status import saga_status
 from domain.permissions import PUBLIC
 from infra.settings import Settings
+
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+"""FastAPI's OpenTelemetry hooks are off: ONE configures no OpenTelemetry provider, and checking
+for one costs every request several environment look-ups (about 5% of the event loop's time
+under load). Metrics are Prometheus (`/metrics`)."""
 
 
 def create_app(runtime: Runtime | None = None, settings: Settings | None = None) -> FastAPI:
@@ -36,7 +42,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
             if owned:
                 app.state.runtime.close()
 
-    app = FastAPI(title="ONE", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="ONE", version="0.1.0", lifespan=lifespan, telemetry=NO_TELEMETRY,
                   description="Event-sourced backend for the ONE Platform ontology.")
     install_problem_handlers(app)
     for router in (identity.router, identity.reads, identity.sign_in, writes.router, reads.router,

@@ -57,14 +57,16 @@ ContextDep = Annotated[Context, Depends(command_context)]
 
 
 async def run_command(request: Request, ctx: Context, command: Any, sent: Any = None) -> CommandResult:
-    """Run a command through the app's bus, fingerprinted for idempotency by what the client
-    `sent` (default: the command itself) and the organization."""
-    fingerprint = request_fingerprint(
-        request.method, request.url.path, ctx.org_id, type(command).__name__,
-        (sent or command).model_dump(mode="json"),
-    )
+    """Run a command through the app's bus; with an Idempotency-Key, fingerprinted for it by what
+    the client `sent` (default: the command itself) and the organization (only keyed commands
+    are compared with a stored request)."""
+    if ctx.idempotency_key is not None:
+        ctx = replace(ctx, request_hash=request_fingerprint(
+            request.method, request.url.path, ctx.org_id, type(command).__name__,
+            (sent or command).model_dump(mode="json"),
+        ))
     rt: Runtime = request.app.state.runtime
-    return await rt.bus.execute_async(command, replace(ctx, request_hash=fingerprint))
+    return await rt.bus.execute_async(command, ctx)
 
 
 def command_response(result: CommandResult, **extra: Any) -> JSONResponse:

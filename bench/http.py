@@ -15,6 +15,7 @@ Baselines in the same run:
   to the organization is in both: it is part of the queries and the command handlers).
 
 Usage: .venv/bin/python -m bench.http [--requests 6000] [--concurrency 16,64] [--repeat 2]
+       [--no-idempotency] [--no-knowledge]
 """
 
 from __future__ import annotations
@@ -159,6 +160,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="runs per row; the median run is shown with the range (default 2)")
     p.add_argument("--no-idempotency", action="store_true",
                    help="skip the row whose requests carry a fresh Idempotency-Key each")
+    p.add_argument("--no-knowledge", action="store_true",
+                   help="run the runtime without the knowledge runner (ONE_KNOWLEDGE=0), which\n"
+                        "otherwise embeds every created thing on this machine's cores")
     args = p.parse_args(argv)
     levels = [int(x) for x in args.concurrency.split(",") if x]
     reps = max(1, args.repeat)
@@ -169,8 +173,9 @@ def main(argv: list[str] | None = None) -> None:
     with fresh_database("http") as bdb:
         print_header("bench.http — commands over real HTTP", bdb, requests_per_run=args.requests,
                      concurrency=args.concurrency, repeat=reps, server=server_stack(),
-                     client="raw asyncio HTTP/1.1 keep-alive, spawned process")
-        rt = Runtime.start(bench_settings(), bdb.info)
+                     client="raw asyncio HTTP/1.1 keep-alive, spawned process",
+                     knowledge=not args.no_knowledge)
+        rt = Runtime.start(bench_settings(run_knowledge=not args.no_knowledge), bdb.info)
         try:
             ids = [rt.bus.execute(CreateThing(type="course", name=f"read {i}")).body["id"]
                    for i in range(200)]

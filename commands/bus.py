@@ -10,6 +10,7 @@ command at a time so only the command at fault fails.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -56,6 +57,8 @@ class _Pending:
     command: Any
     ctx: Context
     future: Future[CommandResult] = field(default_factory=Future)
+    waiter: asyncio.Future[CommandResult] | None = None
+    """Set for `execute_async`: resolved on its event loop once the whole batch is settled."""
 
     @property
     def key(self) -> tuple[str, str] | None:
@@ -107,19 +110,24 @@ class CommandBus:
 
     def submit(self, command: Any, ctx: Context | None = None) -> Future[CommandResult]:
         """Queue a command; the future resolves once it is durable (or refused)."""
-        if type(command) not in HANDLERS:
-            raise TypeError(f"no handler for {type(command).__name__}")
-        item = _Pending(command, ctx or Context())
-        self._queue.put(item)
-        return item.future
+        return self._enqueue(_Pending(command, ctx or Context())).future
 
     def execute(self, command: Any, ctx: Context | None = None) -> CommandResult:
         """Submit and wait (for synchronous callers: CLI, tests, benchmarks)."""
         return self.submit(command, ctx).result()
 
     async def execute_async(self, command: Any, ctx: Context | None = None) -> CommandResult:
-        """Submit and await without blocking the event loop."""
-        return await asyncio.wrap_future(self.submit(command, ctx))
+        """Submit and await without blocking the event loop. The writer wakes each event loop once
+        per batch (not once per command) to hand over the results."""
+        waiter: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
+        self._enqueue(_Pending(command, ctx or Context(), waiter=waiter))
+        return await waiter
+
+    def _enqueue(self, item: _Pending) -> _Pending:
+        if type(item.command) not in HANDLERS:
+            raise TypeError(f"no handler for {type(item.command).__name__}")
+        self._queue.put(item)
+        return item
 
     # ---- writer thread -----------------------------------------------------------------------
 
@@ -146,6 +154,7 @@ class CommandBus:
                 for item in items:
                     if not item.future.done():
                         item.future.set_exception(error)
+            _wake_waiters(items)
 
     def _process(self, items: list[_Pending]) -> None:
         runnable, deferred = self._resolve_idempotency(items)
@@ -259,6 +268,31 @@ class CommandBus:
             )
             for r in rows
         }
+
+
+def _wake_waiters(items: list[_Pending]) -> None:
+    """Hand the settled futures of a batch to their `execute_async` callers: one thread-safe call
+    per event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
+    for item in items:
+        if item.waiter is not None:
+            by_loop.setdefault(item.waiter.get_loop(), []).append(item)
+    for loop, waiting in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(_settle, waiting)
+
+
+def _settle(items: list[_Pending]) -> None:
+    """On the waiters' event loop: copy each outcome (callers that gave up are skipped)."""
+    for item in items:
+        waiter = item.waiter
+        if waiter is None or waiter.done():
+            continue
+        error = item.future.exception()
+        if error is None:
+            waiter.set_result(item.future.result())
+        else:
+            waiter.set_exception(error)
 
 
 def _result(accepted: _Accepted, position_of: dict[tuple[UUID, int], int]) -> CommandResult:

@@ -3,6 +3,7 @@ idempotency, and reading back a v1-shaped stored event through the upcaster."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -26,6 +27,7 @@ from domain.things import Thing
 from eventlog.envelope import decode_notification
 from eventlog.store import EVENTS_TABLE
 from tests.conftest import log_head
+from tests.support.waiting import wait_until
 
 ACTOR = str(uuid.uuid4())
 
@@ -151,6 +153,28 @@ def test_concurrent_callers_are_batched(runtime: Runtime) -> None:
     assert len({r.body["position"] for r in results}) == 400
     assert rt.bus.commands - commands == 400
     assert rt.bus.batches - batches < 400
+
+
+def test_async_callers_of_one_batch_each_get_their_own_outcome(runtime: Runtime) -> None:
+    """`execute_async` callers are woken once per batch: every one still gets its own result or
+    refusal, from the group commit that held them all."""
+    rt = runtime
+
+    async def send_all() -> list[CommandResult | BaseException]:
+        commands: list[Any] = [m.CreateThing(type="creator", name=f"async {i}") for i in range(20)]
+        commands.insert(7, m.UpdateThing(id=uuid.uuid4(), name="nobody"))
+        return await asyncio.gather(*(rt.bus.execute_async(c, ctx()) for c in commands),
+                                    return_exceptions=True)
+
+    with ThreadPoolExecutor(max_workers=1) as loop_thread:
+        with writer_held(rt):
+            pending = loop_thread.submit(asyncio.run, send_all())
+            wait_until(lambda: rt.bus._queue.qsize() >= 21, "21 commands queued behind the lock")
+        outcomes = pending.result(timeout=30)
+    assert isinstance(outcomes.pop(7), NotFound)
+    created = [o for o in outcomes if isinstance(o, CommandResult) and o.status == 201]
+    positions = sorted(o.body["position"] for o in created)
+    assert len(created) == 20 and positions[-1] - positions[0] == 19  # one transaction
 
 
 # ---- atomicity and ordering ----------------------------------------------------------------
