@@ -20,6 +20,7 @@ from domain.api_keys import MIN_BOOTSTRAP_LENGTH, OWNER_KEY_ID, hash_token, new_
 from domain.errors import AlreadyExists
 from eventlog.store import EventLog, open_event_log
 from infra.database import ConnectionInfo, resolve_database, stop_embedded_server
+from infra.locks import BOOTSTRAP, advisory_lock
 from infra.migrations import migrate
 from infra.settings import Settings
 from projections.queries import token_owners
@@ -141,7 +142,12 @@ class Runtime:
 
     def bootstrap(self) -> None:
         """Create the default organization, the system person (a platform owner) and its key:
-        `ONE_BOOTSTRAP_KEY` if set, else (once) a key written to the data dir."""
+        `ONE_BOOTSTRAP_KEY` if set, else (once) a key written to the data dir. Processes starting
+        together on one database take turns."""
+        with advisory_lock(self.db, BOOTSTRAP):
+            self._bootstrap()
+
+    def _bootstrap(self) -> None:
         system = Context()
         for command in (
             CreateOrganization(id=SYSTEM_ORG_ID, name="Default", slug="default", plan="platform"),

@@ -21,11 +21,11 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from infra.database import ConnectionInfo
+from infra.locks import LOG_TABLES, advisory_lock
 
 AfterInsert = Callable[[Cursor[DictRow], Sequence[int]], None]
 EVENTS_TABLE = "one_events"
 """The log table (eventsourcing names it after the application); also its NOTIFY channel."""
-_APPEND_ONLY_LOCK = 0x0_0E_00_02
 _APPEND_ONLY = SQL("""
     CREATE OR REPLACE FUNCTION one_refuse_log_change() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
@@ -53,11 +53,9 @@ class OneRecorder(PostgresApplicationRecorder):
         ).format(schema=Identifier(datastore.schema), table=Identifier(events_table_name))
 
     def create_table(self) -> None:
-        """The library's tables, then the triggers that keep the log append-only (under an
-        advisory lock: processes starting together must not race on the same trigger)."""
+        """The library's tables, then the triggers that keep the log append-only."""
         super().create_table()
         with self.datastore.transaction(commit=True) as curs:
-            curs.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_ONLY_LOCK,))
             curs.execute(_APPEND_ONLY.format(table=Identifier(self.datastore.schema,
                                                               self.events_table_name)))
 
@@ -109,7 +107,8 @@ class EventLog(Application[UUID]):
 
 
 def open_event_log(db: ConnectionInfo, pool_size: int = 8) -> EventLog:
-    """Connect the event log to a database, creating its tables if needed."""
+    """Connect the event log to a database, creating its tables if needed (one process at a time:
+    processes starting together must not race on the same table or trigger)."""
     env = {
         "PERSISTENCE_MODULE": f"{OneFactory.__module__}:{OneFactory.__qualname__}",
         "POSTGRES_DBNAME": db.dbname,
@@ -122,4 +121,5 @@ def open_event_log(db: ConnectionInfo, pool_size: int = 8) -> EventLog:
         "POSTGRES_LOCK_TIMEOUT": "10",
         "CREATE_TABLE": "y",
     }
-    return EventLog(env=env)
+    with advisory_lock(db, LOG_TABLES):
+        return EventLog(env=env)

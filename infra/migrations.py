@@ -10,9 +10,8 @@ from dataclasses import dataclass
 
 import psycopg
 
+from infra import locks
 from infra.database import ConnectionInfo
-
-_LOCK_KEY = 0x0_0E_00_01
 
 
 @dataclass(frozen=True)
@@ -247,29 +246,25 @@ MIGRATIONS: tuple[Migration, ...] = (
 
 
 def migrate(db: ConnectionInfo) -> list[int]:
-    """Apply pending migrations; return the versions applied now."""
+    """Apply pending migrations (one process at a time); return the versions applied now."""
     applied_now: list[int] = []
-    with psycopg.connect(db.conninfo, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
-        try:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version int PRIMARY KEY, name text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-            for migration in MIGRATIONS:
-                if migration.version in done:
-                    continue
-                with conn.transaction():
-                    conn.execute(migration.sql.encode())
-                    conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                        (migration.version, migration.name),
-                    )
-                applied_now.append(migration.version)
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+    with locks.advisory_lock(db, locks.MIGRATIONS), psycopg.connect(db.conninfo, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version int PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        for migration in MIGRATIONS:
+            if migration.version in done:
+                continue
+            with conn.transaction():
+                conn.execute(migration.sql.encode())
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                    (migration.version, migration.name),
+                )
+            applied_now.append(migration.version)
     return applied_now
 
 

@@ -25,11 +25,10 @@ from psycopg_pool import ConnectionPool
 
 from domain.errors import DomainError
 from infra.database import ConnectionInfo
+from infra.locks import SAGA_LEADER
 from sagas.purchase_driver import PurchaseDriver, is_conflict
 
 log = logging.getLogger(__name__)
-LEADER_LOCK = 0x0_0E_00_03
-"""The advisory lock the leading saga runner holds."""
 
 
 class SagaRunner:
@@ -115,7 +114,7 @@ class SagaRunner:
                 log.warning("lost the saga runner's lock; another process may take the lead")
                 self._resign()
         conn = psycopg.connect(self.db.conninfo, autocommit=True)
-        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,)).fetchone()
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (SAGA_LEADER,)).fetchone()
         if not (row and row[0]):
             conn.close()
             return False

@@ -15,9 +15,8 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from infra.locks import KNOWLEDGE_INDEXES
 from providers.embeddings import EmbedderSpec
-
-_LOCK_KEY = 0x0_0E_00_02
 
 
 @dataclass(frozen=True)
@@ -84,7 +83,7 @@ def hold_active_index(conn: psycopg.Connection[Any]) -> KnowledgeIndex | None:
 def create_index(conn: psycopg.Connection[Any], spec: EmbedderSpec, dimension: int) -> KnowledgeIndex:
     """Register a new `building` index for `spec` and create its tables."""
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (KNOWLEDGE_INDEXES,))
         (number,) = conn.execute("SELECT count(*) + 1 FROM knowledge_indexes").fetchone() or (1,)
         index = KnowledgeIndex(f"k{number}", spec, dimension, "building")
         conn.execute(

@@ -9,7 +9,9 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +22,14 @@ from eth_account import Account
 
 from domain.token_purchase import TOKEN_DECIMALS
 from eventlog.store import open_event_log
-from infra.database import ConnectionInfo
+from infra.database import ConnectionInfo, ensure_database
 from infra.settings import Settings
 from providers.chain import Web3Ledger
 from providers.evm import DEV_DEPLOYER_KEY, in_process_web3
 from providers.sandbox_state import DatabaseStore
 from sagas.chain_audit import audit_chain
 from sagas.chain_replay import replay_signed_transactions
-from tests.conftest import api_client, database_url, wait_for_purchase
+from tests.conftest import api_client, database_url, start_runtime, wait_for_purchase
 from tests.support.one_serve import ROOT, OneServe
 from tests.support.stripe_sandbox_hooks import ObservedSandbox
 from tests.support.waiting import wait_until
@@ -170,3 +172,21 @@ def test_two_processes_one_truth(tmp_path: Path, servers: list[OneServe], serve_
         intent = intents[view["payment_id"]]
         assert (intent["status"], intent["amount_received"]) == ("succeeded", view["usd_amount"] * 100)
     assert stripe.captured_cents() == PRICE_USD * 100 * bought, "a payment was captured twice"
+
+
+def test_processes_starting_together_on_a_new_database_all_start(
+    fresh_db: ConnectionInfo, pg_server: ConnectionInfo,
+) -> None:
+    """They take turns to create the default organization, the system person and the owner key
+    (a process that lost the race used to fail its start with a version conflict)."""
+    alone = start_runtime(ensure_database(pg_server, f"t_alone_{uuid.uuid4().hex[:8]}"))
+    one_bootstrap = alone.head()
+    alone.close()
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        starts = [pool.submit(start_runtime, fresh_db) for _ in range(3)]
+        runtimes = [start.result(timeout=120) for start in starts]
+    try:
+        assert [rt.head() for rt in runtimes] == [one_bootstrap] * 3  # written once, not thrice
+    finally:
+        for rt in runtimes:
+            rt.close()
