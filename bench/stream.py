@@ -21,7 +21,6 @@ from typing import Any
 
 import httpx
 import psycopg
-from kafka import KafkaProducer
 
 from api.runtime import Runtime
 from bench.common import (
@@ -39,7 +38,7 @@ from infra.database import ConnectionInfo
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS
 from projections.store import reset_projection
-from streams.relay import KafkaTarget, Relay, ensure_topic
+from streams.relay import KafkaTarget, Relay, ensure_topic, open_producer
 from streams.watermarks import lowest_watermark
 from tests.support.kafka_broker import KafkaBroker
 from tests.support.live_server import LiveServer
@@ -126,8 +125,7 @@ def main() -> None:
             target = KafkaTarget(broker.bootstrap, topic, PARTITIONS)
             relay = Relay(rt.event_log, db, target)
             ensure_topic(target)
-            producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all",
-                                     enable_idempotence=True, linger_ms=5, batch_size=256 * 1024)
+            producer = open_producer(target)
             t0 = time.perf_counter()
             with psycopg.connect(db.conninfo, autocommit=True) as conn:
                 while relay.publish_chunk(producer, conn):

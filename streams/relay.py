@@ -1,11 +1,12 @@
 """The relay (`one relay`): publish every logged event, in log order, to Kafka.
 
 Topic layout: one topic (default `one.events`, 8 partitions); key = stream id, so each stream's
-events stay in order on one partition; value = the JSON envelope. After each chunk the relay
-sends a watermark `{"watermark": P}` to every partition (key `$watermark`), where P is the last
-position of the chunk, then flushes (acks=all, idempotent producer) and only then commits its
-position (checkpoint `relay:<topic>`). A crash between flush and commit re-publishes that chunk;
-consumers dedupe with their version/position guards. Nothing is skipped.
+events stay in order on one partition (the relay picks it as kafka-python's default partitioner
+does: murmur2 of the key); value = the JSON envelope (in gzip-compressed batches). After each
+chunk the relay sends a watermark `{"watermark": P}` to every partition (key `$watermark`), where
+P is the last position of the chunk, then flushes (acks=all, idempotent producer) and only then
+commits its position (checkpoint `relay:<topic>`). A crash between flush and commit re-publishes
+that chunk; consumers dedupe with their version/position guards. Nothing is skipped.
 """
 
 from __future__ import annotations
@@ -13,19 +14,32 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import struct
 import threading
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
 import psycopg
+from eventsourcing.persistence import Notification
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import TopicAlreadyExistsError
 
-from eventlog.envelope import decode_notification
+from eventlog.envelope import Envelope, decode_notification
 from eventlog.store import EVENTS_TABLE, EventLog
 from infra.database import ConnectionInfo
 
 log = logging.getLogger(__name__)
 WATERMARK_KEY = b"$watermark"
+PRODUCER_SETTINGS: dict[str, Any] = {
+    "acks": "all", "enable_idempotence": True, "linger_ms": 5, "batch_size": 256 * 1024,
+    "compression_type": "gzip", "max_in_flight_requests_per_connection": 5, "retries": 2**31 - 1,
+}
+"""The relay producer's configuration (see `open_producer`). gzip: kafka-python checksums each
+batch (CRC-32C, in pure Python unless the `crc32c` package is installed) after compression, so
+compressing the JSON cuts the producer's cost per record about in half (bench/relay.py). Not lz4
+or zstd: the Faust workers' aiokafka decodes those only with `cramjam` installed."""
+_MURMUR_M, _U32 = 0x5BD1E995, 0xFFFFFFFF
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,48 @@ def ensure_topic(target: KafkaTarget) -> None:
         admin.close()
 
 
+def open_producer(target: KafkaTarget, **overrides: Any) -> KafkaProducer:
+    """The relay's producer: `PRODUCER_SETTINGS`, with `overrides` (for benchmarks)."""
+    return KafkaProducer(bootstrap_servers=target.bootstrap, client_id="one-relay",
+                         **{**PRODUCER_SETTINGS, **overrides})
+
+
+def encode(notification: Notification) -> tuple[bytes, bytes]:
+    """The Kafka key (stream id) and value (JSON envelope) of a stored event."""
+    envelope = decode_notification(notification)
+    return envelope.stream_id.encode(), envelope_json(envelope, notification.state)
+
+
+def envelope_json(envelope: Envelope, state: bytes) -> bytes:
+    """`envelope.to_json()` as UTF-8 bytes (the same JSON value), written by orjson. The standard
+    library writes it where orjson would refuse it (integers beyond 64 bits, non-string keys) or
+    change it (NaN and infinities become null; they can only come from the stored `state`)."""
+    if b"NaN" not in state and b"Infinity" not in state:
+        with contextlib.suppress(orjson.JSONEncodeError):
+            return orjson.dumps(envelope)
+    return envelope.to_json().encode()
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 hash (Java client `Utils.murmur2`, kafka-python's `murmur2`), unpacking
+    the 32-bit words at once: about twice as fast as kafka-python's, same values."""
+    length = len(data)
+    h = 0x9747B28C ^ length
+    for k in struct.unpack_from(f"<{length >> 2}I", data):
+        k = (k * _MURMUR_M) & _U32
+        k = ((k ^ (k >> 24)) * _MURMUR_M) & _U32
+        h = ((h * _MURMUR_M) & _U32) ^ k
+    if length & 3:
+        h = ((h ^ int.from_bytes(data[length & ~3:], "little")) * _MURMUR_M) & _U32
+    h = ((h ^ (h >> 13)) * _MURMUR_M) & _U32
+    return h ^ (h >> 15)
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition kafka-python's (and Java's) default partitioner picks for `key`."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
 def watermark(position: int) -> bytes:
     """The value of a watermark record."""
     return json.dumps({"watermark": position}).encode()
@@ -65,8 +121,11 @@ def watermark(position: int) -> bytes:
 class Relay:
     """Follows the log from its checkpoint and publishes envelopes to Kafka."""
 
+    DEFAULT_CHUNK_SIZE = 5000
+
     def __init__(
-        self, event_log: EventLog, db: ConnectionInfo, target: KafkaTarget, chunk_size: int = 5000
+        self, event_log: EventLog, db: ConnectionInfo, target: KafkaTarget,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> None:
         self.event_log = event_log
         self.db = db
@@ -91,11 +150,7 @@ class Relay:
                 self._stop.wait(1.0)
 
     def _follow(self) -> None:
-        producer = KafkaProducer(
-            bootstrap_servers=self.target.bootstrap, acks="all", enable_idempotence=True,
-            linger_ms=5, batch_size=256 * 1024, compression_type=None, client_id="one-relay",
-            max_in_flight_requests_per_connection=5, retries=2**31 - 1,
-        )
+        producer = open_producer(self.target)
         try:
             with psycopg.connect(self.db.conninfo, autocommit=True) as conn, \
                     psycopg.connect(self.db.conninfo, autocommit=True) as listener:
@@ -117,9 +172,10 @@ class Relay:
         if not notifications:
             return 0
         topic = self.target.topic
+        partitions = len(producer.partitions_for(topic))
         for notification in notifications:
-            envelope = decode_notification(notification)
-            producer.send(topic, key=envelope.stream_id.encode(), value=envelope.to_json().encode())
+            key, value = encode(notification)
+            producer.send(topic, key=key, value=value, partition=partition_of(key, partitions))
         last = notifications[-1].id
         mark = watermark(last)
         for partition in range(self.target.partitions):
