@@ -128,8 +128,7 @@ def main() -> None:
             producer = open_producer(target)
             t0 = time.perf_counter()
             with psycopg.connect(db.conninfo, autocommit=True) as conn:
-                while relay.publish_chunk(producer, conn):
-                    pass
+                relay.catch_up(producer, conn)
             relay_s = time.perf_counter() - t0
             producer.close()
             one_rate, one_start = project_with_workers(db, broker, topic, head, 1)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import struct
 import threading
 from dataclasses import dataclass
@@ -21,12 +22,12 @@ from typing import Any
 
 import orjson
 import psycopg
-from eventsourcing.persistence import Notification
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import TopicAlreadyExistsError
 
-from eventlog.envelope import Envelope, decode_notification
-from eventlog.store import EVENTS_TABLE, EventLog
+from eventlog.envelope import Envelope
+from eventlog.reader import follow, read_to_end
+from eventlog.store import EventLog
 from infra.database import ConnectionInfo
 
 log = logging.getLogger(__name__)
@@ -77,20 +78,32 @@ def open_producer(target: KafkaTarget, **overrides: Any) -> KafkaProducer:
                          **{**PRODUCER_SETTINGS, **overrides})
 
 
-def encode(notification: Notification) -> tuple[bytes, bytes]:
-    """The Kafka key (stream id) and value (JSON envelope) of a stored event."""
-    envelope = decode_notification(notification)
-    return envelope.stream_id.encode(), envelope_json(envelope, notification.state)
+def encode(envelope: Envelope) -> tuple[bytes, bytes]:
+    """The Kafka key (stream id) and value (JSON envelope) of an event."""
+    return envelope.stream_id.encode(), envelope_json(envelope)
 
 
-def envelope_json(envelope: Envelope, state: bytes) -> bytes:
+def envelope_json(envelope: Envelope) -> bytes:
     """`envelope.to_json()` as UTF-8 bytes (the same JSON value), written by orjson. The standard
     library writes it where orjson would refuse it (integers beyond 64 bits, non-string keys) or
-    change it (NaN and infinities become null; they can only come from the stored `state`)."""
-    if b"NaN" not in state and b"Infinity" not in state:
-        with contextlib.suppress(orjson.JSONEncodeError):
-            return orjson.dumps(envelope)
-    return envelope.to_json().encode()
+    change it (it writes NaN and infinities as null, so a null is checked)."""
+    try:
+        value = orjson.dumps(envelope)
+    except orjson.JSONEncodeError:
+        return envelope.to_json().encode()
+    if b"null" in value and not _finite(envelope.data):
+        return envelope.to_json().encode()
+    return value
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_finite(v) for v in value)
+    return True
 
 
 def murmur2(data: bytes) -> int:
@@ -152,31 +165,30 @@ class Relay:
     def _follow(self) -> None:
         producer = open_producer(self.target)
         try:
-            with psycopg.connect(self.db.conninfo, autocommit=True) as conn, \
-                    psycopg.connect(self.db.conninfo, autocommit=True) as listener:
-                listener.execute(f"LISTEN {EVENTS_TABLE}")
+            with psycopg.connect(self.db.conninfo, autocommit=True) as conn:
                 self.position = self._read_checkpoint(conn)
-                while not self._stop.is_set():
-                    if self.publish_chunk(producer, conn):
-                        continue
-                    for _ in listener.notifies(timeout=0.25, stop_after=1):
-                        pass
+                for chunk in follow(self.event_log, self.db, self.position, self._stop, self.chunk_size):
+                    self.publish(producer, conn, chunk)
         finally:
             producer.close(timeout=5)
 
-    def publish_chunk(self, producer: KafkaProducer, conn: psycopg.Connection[object]) -> int:
-        """Publish the next chunk after the checkpoint; return how many events were sent."""
-        notifications = self.event_log.recorder.select_notifications(
-            start=self.position + 1, limit=self.chunk_size
-        )
-        if not notifications:
-            return 0
+    def catch_up(self, producer: KafkaProducer, conn: psycopg.Connection[object]) -> int:
+        """Publish everything the log holds after the checkpoint; return how many events were sent."""
+        sent = 0
+        for chunk in read_to_end(self.event_log, self.position, self.chunk_size, self._stop):
+            sent += self.publish(producer, conn, chunk)
+        return sent
+
+    def publish(self, producer: KafkaProducer, conn: psycopg.Connection[object],
+                chunk: list[Envelope]) -> int:
+        """Publish a chunk (the events right after the checkpoint), its watermarks, flush, then
+        move the checkpoint; return how many events were sent."""
         topic = self.target.topic
         partitions = len(producer.partitions_for(topic))
-        for notification in notifications:
-            key, value = encode(notification)
+        for envelope in chunk:
+            key, value = encode(envelope)
             producer.send(topic, key=key, value=value, partition=partition_of(key, partitions))
-        last = notifications[-1].id
+        last = chunk[-1].position
         mark = watermark(last)
         for partition in range(self.target.partitions):
             producer.send(topic, key=WATERMARK_KEY, value=mark, partition=partition)
@@ -187,8 +199,8 @@ class Relay:
             (self.target.checkpoint_name, last),
         )
         self.position = last
-        self.published += len(notifications)
-        return len(notifications)
+        self.published += len(chunk)
+        return len(chunk)
 
     def _read_checkpoint(self, conn: psycopg.Connection[object]) -> int:
         row = conn.execute(
