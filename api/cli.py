@@ -90,7 +90,8 @@ def relay(data_dir: DataDir = None) -> None:
     settings = _distributed_settings(data_dir)
     db = _database(data_dir)
     assert settings.kafka_bootstrap is not None
-    target = KafkaTarget(settings.kafka_bootstrap, settings.kafka_topic, settings.kafka_partitions)
+    target = KafkaTarget(settings.kafka_bootstrap, settings.kafka_topic, settings.kafka_partitions,
+                         settings.kafka_compression)
     console.print(f"[bold]ONE relay[/] {db.dbname} → {target.bootstrap}/{target.topic}")
     event_log = open_event_log(db)
     publisher = Relay(event_log, db, target)

@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> None:
         broker.start()
         print_header("bench/relay: log → Kafka vs raw kafka-python produce", bdb,
                      events=args.events, rounds=args.rounds, chunk=args.chunk,
-                     partitions=PARTITIONS, producer={**PRODUCER_SETTINGS, **overrides})
+                     partitions=PARTITIONS, producer={
+                         **PRODUCER_SETTINGS, "compression_type": KafkaTarget("").compression, **overrides})
         migrate(bdb.info)
         log = open_event_log(bdb.info)
         note(f"loading {args.events:,} events")

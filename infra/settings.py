@@ -26,6 +26,7 @@ class Settings:
     kafka_bootstrap: str | None = None
     kafka_topic: str = "one.events"
     kafka_partitions: int = 8
+    kafka_compression: str | None = "gzip"
     faust_app_id: str = "one-projections"
     stripe_api_key: str | None = None
     stripe_api_base: str | None = None
@@ -67,6 +68,7 @@ class Settings:
             kafka_bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
             kafka_topic=env.get("ONE_KAFKA_TOPIC", "one.events"),
             kafka_partitions=int(env.get("ONE_KAFKA_PARTITIONS", "8")),
+            kafka_compression=_codec(env.get("ONE_KAFKA_COMPRESSION", "gzip")),
             faust_app_id=env.get("ONE_FAUST_APP_ID", "one-projections"),
             stripe_api_key=env.get("STRIPE_API_KEY") or None,
             stripe_api_base=env.get("STRIPE_API_BASE") or None,
@@ -97,3 +99,13 @@ def _flag(value: str) -> bool:
 
 def _optional_int(value: str | None) -> int | None:
     return int(value) if value else None
+
+
+KAFKA_CODECS = ("gzip", "none")
+"""The relay's batch compressions the Faust workers can read without extra packages."""
+
+
+def _codec(name: str) -> str | None:
+    if name not in KAFKA_CODECS:
+        raise ValueError(f"ONE_KAFKA_COMPRESSION must be one of {', '.join(KAFKA_CODECS)}, not {name!r}")
+    return None if name == "none" else name

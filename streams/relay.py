@@ -2,11 +2,12 @@
 
 Topic layout: one topic (default `one.events`, 8 partitions); key = stream id, so each stream's
 events stay in order on one partition (the relay picks it as kafka-python's default partitioner
-does: murmur2 of the key); value = the JSON envelope (in gzip-compressed batches). After each
-chunk the relay sends a watermark `{"watermark": P}` to every partition (key `$watermark`), where
-P is the last position of the chunk, then flushes (acks=all, idempotent producer) and only then
-commits its position (checkpoint `relay:<topic>`). A crash between flush and commit re-publishes
-that chunk; consumers dedupe with their version/position guards. Nothing is skipped.
+does: murmur2 of the key); value = the JSON envelope (batches compressed as
+`ONE_KAFKA_COMPRESSION` says, gzip by default). After each chunk the relay sends a watermark
+`{"watermark": P}` to every partition (key `$watermark`), where P is the last position of the
+chunk, then flushes (acks=all, idempotent producer) and only then commits its position
+(checkpoint `relay:<topic>`). A crash between flush and commit re-publishes that chunk; consumers
+dedupe with their version/position guards. Nothing is skipped.
 """
 
 from __future__ import annotations
@@ -34,12 +35,12 @@ log = logging.getLogger(__name__)
 WATERMARK_KEY = b"$watermark"
 PRODUCER_SETTINGS: dict[str, Any] = {
     "acks": "all", "enable_idempotence": True, "linger_ms": 5, "batch_size": 256 * 1024,
-    "compression_type": "gzip", "max_in_flight_requests_per_connection": 5, "retries": 2**31 - 1,
+    "max_in_flight_requests_per_connection": 5, "retries": 2**31 - 1,
 }
-"""The relay producer's configuration (see `open_producer`). gzip: kafka-python checksums each
-batch (CRC-32C, in pure Python unless the `crc32c` package is installed) after compression, so
-compressing the JSON cuts the producer's cost per record about in half (bench/relay.py). Not lz4
-or zstd: the Faust workers' aiokafka decodes those only with `cramjam` installed."""
+"""The relay producer's configuration (see `open_producer`); the compression is the target's
+(`ONE_KAFKA_COMPRESSION`): gzip by default, since the topic keeps every record forever; none is
+about 15% faster (bench/relay.py). Not lz4 or zstd: the Faust workers' aiokafka decodes those only
+with `cramjam` installed. Batches are checksummed by the `crc32c` package in C."""
 _MURMUR_M, _U32 = 0x5BD1E995, 0xFFFFFFFF
 
 
@@ -50,6 +51,7 @@ class KafkaTarget:
     bootstrap: str
     topic: str = "one.events"
     partitions: int = 8
+    compression: str | None = "gzip"
 
     @property
     def checkpoint_name(self) -> str:
@@ -75,7 +77,7 @@ def ensure_topic(target: KafkaTarget) -> None:
 def open_producer(target: KafkaTarget, **overrides: Any) -> KafkaProducer:
     """The relay's producer: `PRODUCER_SETTINGS`, with `overrides` (for benchmarks)."""
     return KafkaProducer(bootstrap_servers=target.bootstrap, client_id="one-relay",
-                         **{**PRODUCER_SETTINGS, **overrides})
+                         **{**PRODUCER_SETTINGS, "compression_type": target.compression, **overrides})
 
 
 def encode(envelope: Envelope) -> tuple[bytes, bytes]:
