@@ -1,7 +1,9 @@
 """The Faust projection workers (`one worker`): consume the event topic, run the projectors.
 
 The agent takes records in batches and hands each batch to `streams.kafka_apply.apply_records`,
-the same projector functions the in-process runner uses, in one database transaction. Faust
+the same projection engine the in-process runner uses, in one database transaction; a batch that
+fails for a transient reason (a deadlock with another worker, the database away) is applied
+again with backoff until it commits. Faust
 acknowledges the batch only after that transaction commits, so committed offsets never run ahead
 of the read models; Faust's exactly-once mode is not used. Records that cannot be projected go
 to the dead-letter topic `<topic>.dlq` (and `projection_errors`) instead of blocking a partition.
@@ -20,10 +22,11 @@ import psycopg
 from infra.database import ConnectionInfo
 from infra.settings import Settings
 from projections.base import Writer
+from projections.engine import is_transient
 from projections.registry import PROJECTIONS
 from projections.store import ProjectionSet
 from providers.factory import embedder_spec
-from streams.kafka_apply import Record, apply_records
+from streams.kafka_apply import BatchApplier, Parked, Record, retry_delay
 from streams.knowledge_runner import (
     ActiveIndexWriter,
     embedder_cache,
@@ -69,17 +72,27 @@ def create_faust_app(settings: Settings, db: ConnectionInfo, batch_size: int = 1
     topic = app.topic(settings.kafka_topic, key_type=bytes, value_type=bytes,
                       partitions=settings.kafka_partitions)
     dead_letters = app.topic(f"{settings.kafka_topic}.dlq", key_type=bytes, value_type=bytes)
-    conn = psycopg.connect(db.conninfo, autocommit=True)
+    applier = BatchApplier(db, writer, watermark_key)
+
+    async def apply(records: list[Record]) -> list[Parked]:
+        """Apply a batch until it commits: a transient failure (a deadlock with another worker,
+        the database away) is retried with backoff, never dropped and never fatal to the agent."""
+        attempt = 0
+        while True:
+            try:
+                return await asyncio.to_thread(applier.apply, records)
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                log.warning("batch of %d records failed (%s); applying it again", len(records), error)
+                await asyncio.sleep(retry_delay(attempt))
+                attempt += 1
 
     @app.agent(topic)
     async def project(stream: faust.StreamT[bytes]) -> None:
         batches: Any = stream  # `take_events` is Stream's (faust-streaming), not in StreamT's stub
         async for events in batches.take_events(batch_size, within=0.01):
-            records = [Record(e.message.partition, e.value) for e in events]
-            parked = await asyncio.to_thread(
-                apply_records, conn, writer, watermark_key, records
-            )
-            for item in parked:
+            for item in await apply([Record(e.message.partition, e.value) for e in events]):
                 await dead_letters.send(value=json.dumps({
                     "error": item.error, "partition": item.record.partition,
                     "value": item.record.value.decode(errors="replace"),

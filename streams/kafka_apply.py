@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 
 from eventlog.envelope import Envelope, load_state
+from infra.database import ConnectionInfo
 from projections.base import Writer
 from projections.engine import apply_or_park, describe, park
 from projections.positions import Watermarks
@@ -85,3 +86,27 @@ def _decoded(value: bytes) -> dict[str, Any]:
     except ValueError:
         raw = None
     return raw if isinstance(raw, dict) else {"undecodable": value.decode(errors="replace")}
+
+
+class BatchApplier:
+    """`apply_records` on a connection of its own that is opened again whenever it was lost.
+
+    A batch whose transaction failed for a transient reason (a deadlock with another worker
+    updating the same counters, the database restarting) raises `is_transient` errors; the
+    caller waits and calls `apply` again with the same records, which is harmless."""
+
+    def __init__(self, db: ConnectionInfo, writer: Writer, topic: str) -> None:
+        self.db, self.writer, self.topic = db, writer, topic
+        self._conn: psycopg.Connection[object] | None = None
+
+    def apply(self, records: Sequence[Record]) -> list[Parked]:
+        """Project one batch (see `apply_records`)."""
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = psycopg.connect(self.db.conninfo, autocommit=True)
+        return apply_records(self._conn, self.writer, self.topic, records)
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds to wait before applying a batch again after its `attempt`-th transient failure."""
+    return min(0.05 * 2.0**attempt, 5.0)
+
