@@ -66,14 +66,20 @@ def write_events(rt: Runtime, count: int) -> int:
     return rt.head()
 
 
+WORKER_LOGS = Path(tempfile.mkdtemp(prefix="one-bench-workers-"))
+"""Where the workers' output goes (printed with the figures)."""
+
+
 def spawn_worker(db: ConnectionInfo, broker: KafkaBroker, topic: str, group: str) -> subprocess.Popen[bytes]:
     """`one worker` as a separate process, like production."""
     env = {**os.environ, "DATABASE_URL": f"postgresql://{db.user}@/{db.dbname}?host={db.host}&port={db.port}",
            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "ONE_KAFKA_TOPIC": topic,
            "ONE_KAFKA_PARTITIONS": str(PARTITIONS), "ONE_FAUST_APP_ID": group,
            "ONE_DATA_DIR": tempfile.mkdtemp(prefix="one-bench-worker-")}
-    return subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = WORKER_LOGS / f"worker-{group}-{uuid.uuid4().hex[:4]}.log"
+    with log.open("wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "api.cli", "worker", "--loglevel", "INFO"],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def project_with_workers(db: ConnectionInfo, broker: KafkaBroker, topic: str, head: int,
@@ -116,7 +122,8 @@ def main() -> None:
     with fresh_database("stream") as bench_db, KafkaBroker(partitions=PARTITIONS) as broker:
         broker.start()
         print_header("bench/stream: log → Kafka → Faust → read models", bench_db,
-                     events=args.events, partitions=PARTITIONS, broker="Apache Kafka 4.1 (KRaft)")
+                     events=args.events, partitions=PARTITIONS, broker="Apache Kafka 4.1 (KRaft)",
+                     worker_logs=str(WORKER_LOGS))
         db = bench_db.info
         settings = bench_settings(kafka_bootstrap=broker.bootstrap, kafka_topic=topic,
                                   kafka_partitions=PARTITIONS, run_sagas=False)
