@@ -8,6 +8,7 @@ upcast to the event class's current schema version with the class's own upcast f
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -96,3 +97,34 @@ def load_state(state: bytes) -> dict[str, Any]:
         except orjson.JSONDecodeError:
             pass
     return json.loads(state)  # type: ignore[no-any-return]
+
+
+def dump_json(value: Any) -> bytes:
+    """`value` (JSON data or an `Envelope`) as compact JSON, the same value `json.dumps` writes: by
+    orjson, except where orjson would refuse it (integers beyond 64 bits, non-string keys) or
+    change it (it writes NaN and infinities as null, so a null is checked)."""
+    try:
+        text = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return _standard_json(value)
+    if b"null" in text and not _finite(value):
+        return _standard_json(value)
+    return text
+
+
+def _standard_json(value: Any) -> bytes:
+    if isinstance(value, Envelope):
+        return value.to_json().encode()
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, Envelope):
+        return _finite(value.data)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_finite(v) for v in value)
+    return True

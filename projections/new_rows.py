@@ -5,15 +5,14 @@ parameter adaptation). Rows go in in order, so the first row of a key wins, as o
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cache
 from typing import Any
 
-import orjson
 import psycopg
 from psycopg import sql
 
+from eventlog.envelope import dump_json
 from projections.base import NewRow
 
 MAX_ROWS = 2000
@@ -73,7 +72,7 @@ def as_text(value: Any, sql_type: str) -> str | None:
 def text_form(sql_type: str) -> Callable[[Any], str]:
     """How a (non-null) value of a column of `sql_type` is written in PostgreSQL's text form."""
     if sql_type in ("jsonb", "json"):
-        return dump_json
+        return _json_text
     if sql_type.endswith("[]"):
         return _array_literal
     if sql_type == "boolean":
@@ -85,12 +84,8 @@ def _array_literal(values: Iterable[Any]) -> str:
     return "{" + ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
 
 
-def dump_json(value: Any) -> str:
-    """JSON text, by orjson where it can (it refuses integers beyond 64 bits)."""
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:
-        return json.dumps(value, separators=(",", ":"))
+def _json_text(value: Any) -> str:
+    return dump_json(value).decode()
 
 
 @cache

@@ -15,18 +15,16 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import struct
 import threading
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import psycopg
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import TopicAlreadyExistsError
 
-from eventlog.envelope import Envelope
+from eventlog.envelope import Envelope, dump_json
 from eventlog.reader import follow, read_to_end
 from eventlog.store import EventLog
 from infra.database import ConnectionInfo
@@ -81,31 +79,8 @@ def open_producer(target: KafkaTarget, **overrides: Any) -> KafkaProducer:
 
 
 def encode(envelope: Envelope) -> tuple[bytes, bytes]:
-    """The Kafka key (stream id) and value (JSON envelope) of an event."""
-    return envelope.stream_id.encode(), envelope_json(envelope)
-
-
-def envelope_json(envelope: Envelope) -> bytes:
-    """`envelope.to_json()` as UTF-8 bytes (the same JSON value), written by orjson. The standard
-    library writes it where orjson would refuse it (integers beyond 64 bits, non-string keys) or
-    change it (it writes NaN and infinities as null, so a null is checked)."""
-    try:
-        value = orjson.dumps(envelope)
-    except orjson.JSONEncodeError:
-        return envelope.to_json().encode()
-    if b"null" in value and not _finite(envelope.data):
-        return envelope.to_json().encode()
-    return value
-
-
-def _finite(value: Any) -> bool:
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, dict):
-        return all(_finite(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return all(_finite(v) for v in value)
-    return True
+    """The Kafka key (stream id) and value (the JSON envelope, `eventlog.envelope.dump_json`)."""
+    return envelope.stream_id.encode(), dump_json(envelope)
 
 
 def murmur2(data: bytes) -> int:

@@ -16,8 +16,8 @@ from eventsourcing.persistence import Notification
 from kafka.partitioner.default import murmur2 as kafka_murmur2
 
 from domain.things import Thing
-from eventlog.envelope import Envelope, decode_notification
-from streams.relay import encode, envelope_json, murmur2, partition_of
+from eventlog.envelope import Envelope, decode_notification, dump_json
+from streams.relay import encode, murmur2, partition_of
 
 ORG, ACTOR = str(uuid.uuid4()), str(uuid.uuid4())
 PROPERTIES: list[dict[str, Any]] = [
@@ -53,9 +53,9 @@ def test_non_finite_floats_keep_their_standard_library_spelling() -> None:
     envelope = Envelope(position=1, stream_id=str(uuid.uuid4()), version=1, type="t",
                         schema_version=1, occurred_at="2024-01-01T00:00:00+00:00", org_id=ORG,
                         actor_id=ACTOR, data={"nan": math.nan, "inf": math.inf})
-    assert envelope_json(envelope) == envelope.to_json().encode()
+    assert dump_json(envelope) == envelope.to_json().encode()
     nested = Envelope(**{**envelope.to_dict(), "data": {"a": [{"b": -math.inf}], "c": None}})
-    assert envelope_json(nested) == nested.to_json().encode()
+    assert dump_json(nested) == nested.to_json().encode()
 
 
 def test_partition_of_maps_keys_like_kafka_pythons_default_partitioner() -> None:
