@@ -33,8 +33,22 @@ class NewRow:
     """Column → value: JSON-ready values for `jsonb` columns, lists of strings for `text[]` ones."""
 
 
-Change = Statement | NewRow
-"""What a projector asks of the read model: a SQL statement, or a new row."""
+@dataclass(frozen=True, slots=True)
+class TagChange:
+    """A tag attached to (or detached from) a thing at a stream version. The writer folds a run of
+    them per (thing, tag) and applies the run in one statement: the rows guarded by version, each
+    organization's usage counts moved once per tag, in key order (`projections.tag_changes`)."""
+
+    org_id: str
+    thing_id: str
+    tag: str
+    attached: bool
+    version: int
+    at: str
+
+
+Change = Statement | NewRow | TagChange
+"""What a projector asks of the read model: a SQL statement, a new row or a tag change."""
 Projector = Callable[[Envelope], Sequence[Change]]
 
 

@@ -15,9 +15,10 @@ from typing import cast
 import psycopg
 
 from eventlog.envelope import Envelope
-from projections.base import Change, NewRow, Projection, Rejected, Statement
+from projections.base import Change, NewRow, Projection, Rejected, Statement, TagChange
 from projections.new_rows import insert_new
 from projections.personal import reveal_personal
+from projections.tag_changes import apply_tag_changes
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +60,14 @@ class ProjectionSet:
 
 def _execute_in_runs(cur: psycopg.Cursor[object], changes: list[Change]) -> None:
     """Execute in order, each run of consecutive like changes in one go: new rows of one table
-    set-based (`projections.new_rows`), the same SQL statement as one executemany."""
+    and tag changes set-based (`projections.new_rows`, `projections.tag_changes`), the same SQL
+    statement as one executemany."""
     for _, run in groupby(changes, key=_run_of):
         items = list(run)
         if isinstance(items[0], NewRow):
             insert_new(cur, cast(list[NewRow], items))
+        elif isinstance(items[0], TagChange):
+            apply_tag_changes(cur, cast(list[TagChange], items))
         else:
             statements = cast(list[Statement], items)
             cur.executemany(statements[0][0], [params for _, params in statements])
@@ -72,6 +76,8 @@ def _execute_in_runs(cur: psycopg.Cursor[object], changes: list[Change]) -> None
 def _run_of(change: Change) -> object:
     if isinstance(change, NewRow):
         return change.table, change.key, tuple(change.values)
+    if isinstance(change, TagChange):
+        return TagChange
     return change[0]
 
 

@@ -92,3 +92,19 @@ def test_any_delivery_through_kafka_equals_one_at_a_time(
             records = [Record(0, e.to_json().encode()) for e in batch]
             assert apply_records(conn, WRITER, "one.events", records) == []
     assert snapshot(db, EVERYTHING) == expected
+
+
+def test_usage_counts_are_the_active_rows_of_each_tag(database: tuple[ConnectionInfo, Tables]) -> None:
+    """The reference itself is right: every tag's count is how many things carry it now, and a
+    thing carries exactly the tags its own row lists."""
+    _, tables = database
+    things = {row[0]: row for row in tables["things"]}
+    active = [(thing, tag) for thing, tag, is_active, *_ in tables["thing_tags"] if is_active]
+    counted: dict[tuple[str, str], int] = {}
+    for thing, tag in active:
+        key = (things[thing][1], tag)
+        counted[key] = counted.get(key, 0) + 1
+    assert {(org, tag): count for org, tag, _, _, count in tables["tags"] if count} == counted
+    assert counted and any(not is_active for _, _, is_active, *_ in tables["thing_tags"])
+    for thing, row in things.items():
+        assert sorted(tag for carrier, tag in active if carrier == thing) == sorted(row[6])

@@ -13,10 +13,11 @@ from psycopg.types.json import Jsonb
 from domain.things import Thing
 from eventlog.envelope import Envelope, decode_notification
 from projections.activity import ACTIVITY, activity_of, project_activity
-from projections.base import Change, NewRow, split_patch
+from projections.base import Change, NewRow, TagChange, split_patch
 from projections.connections import CONNECTIONS, project_connections
 from projections.new_rows import as_text
 from projections.registry import PROJECTIONS
+from projections.tag_changes import fold
 from projections.tags import TAGS, project_tags
 from projections.things import THINGS, project_things
 
@@ -106,24 +107,24 @@ def test_thing_changes_are_version_guarded_updates(
 # ---- tags --------------------------------------------------------------------------------------
 
 
-def test_tags_attach_one_statement_per_tag() -> None:
-    statements = project_tags(env("thing.created", THING_CREATED, version=1))
-    assert len(statements) == 2
-    for (sql, params), (tag, category, value) in zip(
-            statements, [("topic:ai", "topic", "ai"), ("skill:go", "skill", "go")], strict=True):
-        assert "INSERT INTO thing_tags" in sql and "INSERT INTO tags" in sql
-        assert "WHERE thing_tags.version < excluded.version" in sql
-        assert params == {"thing": STREAM, "tag": tag, "version": 1, "at": AT,
-                          "category": category, "value": value, "org": ORG}
-    tagged = project_tags(env("thing.tagged", {"tags": ["topic:a:b"]}))
-    assert tagged[0][1]["category"] == "topic" and tagged[0][1]["value"] == "a:b"
+def test_tags_one_change_per_tag_carrying_org_version_and_time() -> None:
+    changes = project_tags(env("thing.created", THING_CREATED, version=1))
+    assert changes == [TagChange(ORG, STREAM, tag, True, 1, AT) for tag in ("topic:ai", "skill:go")]
+    assert project_tags(env("thing.untagged", {"tags": ["goal:job"]})) == [
+        TagChange(ORG, STREAM, "goal:job", False, 3, AT)]
 
 
-def test_tags_detach_decrements_only_active_rows() -> None:
-    (sql, params), = project_tags(env("thing.untagged", {"tags": ["goal:job"]}))
-    assert sql.strip().startswith("WITH flipped AS (\n    UPDATE thing_tags SET active = false")
-    assert "AND active" in sql and "usage_count = usage_count - 1" in sql
-    assert params["tag"] == "goal:job" and params["version"] == 3
+def test_tag_changes_fold_to_the_highest_version_and_the_last_attach() -> None:
+    def change(tag: str, attached: bool, version: int, thing: str = STREAM) -> TagChange:
+        return TagChange(ORG, thing, tag, attached, version, f"t{version}")
+
+    other = str(uuid.uuid4())
+    folded = fold([change("a", True, 2), change("a", False, 5), change("a", True, 1),
+                   change("b", False, 3), change("a", True, 2, thing=other)])
+    assert (folded[(STREAM, "a")].last, folded[(STREAM, "a")].last_attach) == (
+        change("a", False, 5), change("a", True, 2))
+    assert (folded[(STREAM, "b")].last, folded[(STREAM, "b")].last_attach) == (change("b", False, 3), None)
+    assert folded[(other, "a")].last == change("a", True, 2, thing=other)
 
 
 def test_tags_ignore_things_without_tags_and_other_types() -> None:
@@ -243,7 +244,7 @@ def test_projectors_accept_decoded_stored_events() -> None:
     _, params = only(THINGS.apply(updated))
     assert params[:3] == (None, ["a"], ("jsonb", {"b": 2}))
     assert params[3:5] == (2, 2)
-    assert [s[1]["tag"] for s in project_tags(created)] == ["topic:ai"]
+    assert [change.tag for change in project_tags(created)] == ["topic:ai"]
 
 
 # ---- new rows, set-based ------------------------------------------------------------------------
