@@ -2,12 +2,17 @@
 with 1, 2 (or any number of) workers, end-to-end latency (HTTP command → visible through Kafka and Faust),
 and the fast-path rebuild rate straight from the log.
 
+Baselines of the same run for the Faust rows: the in-process rebuild of the same log (the issue's
+ratio: a worker should reach 0.8x of it), and a raw aiokafka consumer (the client Faust is built
+on) reading every record of the topic and doing nothing with them (the transport's ceiling).
+
     .venv/bin/python -m bench.stream [--events 100000] [--latency-samples 300] [--workers 1,2,4]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import subprocess
 import sys
@@ -21,6 +26,7 @@ from typing import Any
 
 import httpx
 import psycopg
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from api.runtime import Runtime
 from bench.common import (
@@ -141,10 +147,18 @@ def main() -> None:
             producer.close()
             rows = [("relay: log → Kafka (acks=all, idempotent)", f"{head:,}", fmt_rate(head / relay_s),
                      "target ≥ 20,000/s")]
+            rebuilt = rebuild_rate(rt, db)
+            rows.append(("baseline: rebuild straight from the log, in-process", f"{head:,}",
+                         fmt_rate(rebuilt), "the same projections, no Kafka"))
+            consumed, records = asyncio.run(raw_consume_rate(broker, topic))
+            rows.append(("baseline: raw aiokafka consume, one consumer, no work", f"{records:,} records",
+                         fmt_rate(consumed), "the transport's ceiling"))
             for workers in (int(n) for n in args.workers.split(",")):
                 rate, start = project_with_workers(db, broker, topic, head, workers)
                 rows.append((f"Faust projections, {workers} worker(s) over {PARTITIONS} partitions",
-                             f"{head:,}", fmt_rate(rate), f"start-up {start:.1f}s excluded"))
+                             f"{head:,}", fmt_rate(rate),
+                             f"{rate / rebuilt:.2f}x of the rebuild, {rate / consumed:.2f}x of raw consume;"
+                             f" start-up {start:.1f}s excluded"))
             print_table("throughput", ["stage", "events", "events/s", "notes"], rows)
             latencies = end_to_end_latency(rt, db, broker, topic, args.latency_samples)
             s = latencies.summary()
@@ -152,7 +166,6 @@ def main() -> None:
                         ["samples", "p50 ms", "p99 ms", "max ms", "targets"],
                         [(len(latencies.values), fmt_ms(s["p50"]), fmt_ms(s["p99"]),
                           fmt_ms(s["max"]), "p50 < 100 ms, p99 < 500 ms")])
-            rebuild_rate(rt, db)
         finally:
             rt.close()
 
@@ -182,14 +195,32 @@ def end_to_end_latency(rt: Runtime, db: ConnectionInfo, broker: KafkaBroker, top
     return latencies
 
 
-def rebuild_rate(rt: Runtime, db: ConnectionInfo) -> None:
-    """The fast path: replay the whole log into empty read models in-process."""
+def rebuild_rate(rt: Runtime, db: ConnectionInfo) -> float:
+    """The fast path: replay the whole log into empty read models in-process; events/s."""
     t0 = time.perf_counter()
     count = rebuild(rt.event_log, db, list(PROJECTIONS.values()))
-    elapsed = time.perf_counter() - t0
-    print_table("rebuild straight from the log (`one projections rebuild`)",
-                ["events", "seconds", "events/s", "target"],
-                [(f"{count:,}", f"{elapsed:.1f}", fmt_rate(count / elapsed), "≥ 50,000/s")])
+    return count / (time.perf_counter() - t0)
+
+
+async def raw_consume_rate(broker: KafkaBroker, topic: str) -> tuple[float, int]:
+    """Read every record of the topic with one plain aiokafka consumer, from the first record to
+    the end offsets; (records/s, records)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", max_poll_records=5000)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        total, remaining, started = sum(ends.values()), dict(ends), None
+        while any(remaining.values()):
+            for partition, batch in (await consumer.getmany(timeout_ms=1000)).items():
+                started = started or time.perf_counter()
+                remaining[partition] = ends[partition] - (batch[-1].offset + 1)
+        return total / (time.perf_counter() - (started or time.perf_counter())), total
+    finally:
+        await consumer.stop()
 
 
 if __name__ == "__main__":
