@@ -28,7 +28,7 @@ app.add_typer(db_app, name="db")
 sagas_app = typer.Typer(help="Token purchase sagas: list, inspect, retry, resolve, run.",
                          no_args_is_help=True)
 app.add_typer(sagas_app, name="sagas")
-projections_app = typer.Typer(help="Read models: status and rebuild.", no_args_is_help=True)
+projections_app = typer.Typer(help="Read models: status, rebuild and parked events.", no_args_is_help=True)
 app.add_typer(projections_app, name="projections")
 knowledge_app = typer.Typer(help="Knowledge indexes (embeddings): status and re-embedding.",
                             no_args_is_help=True)
@@ -208,6 +208,74 @@ def projections_rebuild(
     elapsed = time.perf_counter() - started
     console.print(f"rebuilt {', '.join(p.name for p in chosen)} from {count} events in "
                   f"{elapsed:.1f}s ({count / max(elapsed, 1e-9):,.0f} events/s)")
+
+
+@projections_app.command("parked")
+def projections_parked(
+    status: Annotated[str, typer.Option(help="open, retried, skipped or all.")] = "open",
+    projection: Annotated[str | None, typer.Option(help="Only those this projection parked.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print them as JSON lines.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Events a projection could not apply: position, stream, projection, error, status."""
+    import json
+
+    from projections.queries import PARKED_STATUSES, list_parked
+
+    if status not in (*PARKED_STATUSES, "all"):
+        raise typer.BadParameter(f"--status must be one of {', '.join(PARKED_STATUSES)} or all")
+    with psycopg.connect(_database(data_dir).conninfo) as conn:
+        rows = list_parked(conn, None, None if status == "all" else status, projection, limit)["items"]
+    if as_json:
+        for row in rows:
+            console.out(json.dumps(row), highlight=False)
+        return
+    table = Table("position", "stream", "type", "projections", "status", "attempts", "error", "note")
+    for row in rows:
+        table.add_row(str(row["position"]), row["stream_id"], row["event_type"],
+                      ",".join(row["projections"] or []), row["status"], str(row["attempts"]),
+                      row["error"], row["note"] or "")
+    console.print(table)
+
+
+@projections_app.command("retry-parked")
+def projections_retry_parked(
+    projection: Annotated[str | None, typer.Option(help="Only those this projection parked.")] = None,
+    position: Annotated[int | None, typer.Option(help="Only the event at this position.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Re-apply open parked events in order, once their cause is fixed (exit 1 if any fails again)."""
+    from projections.parked import retry_parked
+
+    with psycopg.connect(_database(data_dir).conninfo, autocommit=True) as conn:
+        outcomes = retry_parked(conn, _operator(), None, projection, position)
+    for outcome in outcomes:
+        where = f"stream {outcome.stream_id} from position {outcome.positions[0]}"
+        console.print(f"[green]re-applied[/] {where}" if outcome.retried
+                      else f"[red]still failing[/] {where}: {outcome.error}")
+    console.print(f"{sum(o.retried for o in outcomes)} of {len(outcomes)} stream(s) re-applied")
+    if not all(o.retried for o in outcomes):
+        raise typer.Exit(1)
+
+
+@projections_app.command("skip")
+def projections_skip(
+    position: Annotated[int, typer.Argument(help="The parked event's log position.")],
+    note: Annotated[str, typer.Option(help="Why it stays unapplied (kept with the event).")],
+    data_dir: DataDir = None,
+) -> None:
+    """Record the decision to leave a parked event unapplied."""
+    from projections.parked import skip_parked
+
+    if not note.strip():
+        raise typer.BadParameter("--note must say why")
+    with psycopg.connect(_database(data_dir).conninfo, autocommit=True) as conn:
+        skipped = skip_parked(conn, position, note, _operator(), None)
+    if not skipped:
+        console.print(f"[red]no open parked event at position {position}[/]")
+        raise typer.Exit(1)
+    console.print(f"skipped the parked event at position {position}")
 
 
 @knowledge_app.command("status")
@@ -486,6 +554,13 @@ def _operate(saga_id: UUID, data_dir: Path | None, action: Callable[[Any, Any], 
     result = _run_command(AdvancePurchase(saga_id, version, lambda s, _, ctx: action(s, ctx)),
                           Context(), data_dir)
     console.print(f"saga {saga_id} is now at version {result['version']}")
+
+
+def _operator() -> str:
+    """Who acts from the command line, as recorded with their decisions."""
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
 
 
 def _logging() -> None:

@@ -21,6 +21,8 @@ from commands.fields import (
 )
 from domain import ontology
 from domain.permissions import ACCOUNT_STATUSES
+from projections.queries import PARKED_STATUSES
+from projections.registry import PROJECTIONS
 
 
 def _member_of(allowed: frozenset[str], what: str) -> Callable[[str], str]:
@@ -50,3 +52,9 @@ TagFilter = Annotated[Tag, AfterValidator(_tag)]
 TagCategoryFilter = Annotated[str, one_of(ontology.TAG_CATEGORIES, "a tag category"),
                               AfterValidator(_member_of(ontology.TAG_CATEGORIES, "category"))]
 Include = Literal["connections"]
+PROJECTION_NAMES = frozenset(PROJECTIONS)
+ProjectionFilter = Annotated[str, one_of(PROJECTION_NAMES, "a projection"),
+                             AfterValidator(_member_of(PROJECTION_NAMES, "projection"))]
+PARKED_FILTER = frozenset({*PARKED_STATUSES, "all"})
+ParkedStatusFilter = Annotated[str, one_of(PARKED_FILTER, "a parked event's status, or all"),
+                               AfterValidator(_member_of(PARKED_FILTER, "status"))]

@@ -17,7 +17,7 @@ def collect_status(rt: Runtime) -> dict[str, Any]:
     settings = rt.settings
     with rt.reads.connection() as conn:
         checkpoints = projection_status(conn, head)
-        parked = conn.execute("SELECT count(*) FROM projection_errors").fetchone()
+        parked = conn.execute("SELECT count(*) FROM projection_errors WHERE status = 'open'").fetchone()
         marks = conn.execute(
             "SELECT partition, position FROM stream_watermarks WHERE topic = %s ORDER BY 1",
             (settings.kafka_topic,),

@@ -87,6 +87,7 @@ POLICY: Final[Mapping[str, Mapping[str, Reach]]] = MappingProxyType({
     "purchases.read": _row(_S, _S, _O, _O),
     "knowledge.search": _row(_O, _O, _O, _O),
     "operations.read": _row(_N, _N, _O, _A),
+    "operations.manage": _row(_N, _N, _O, _A),
 })
 """action → role → reach. Every authenticated route names one of these actions."""
 
@@ -124,7 +125,8 @@ ACTION_SUMMARIES: Final[Mapping[str, str]] = MappingProxyType({
     "purchases.create": "buy tokens",
     "purchases.read": "read a token purchase",
     "knowledge.search": "search things and fetch RAG context",
-    "operations.read": "read projection positions and lag",
+    "operations.read": "read projection positions, lag and parked events",
+    "operations.manage": "re-apply or skip parked events",
 })
 
 SYSTEM_EVENT_TYPES: Final[frozenset[str]] = frozenset({

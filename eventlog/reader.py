@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import psycopg
+from eventsourcing.persistence import Notification
 
 from eventlog.envelope import Envelope, decode_notification
 from eventlog.store import EVENTS_TABLE, EventLog
@@ -25,6 +26,17 @@ def read_chunk(event_log: EventLog, after: int, limit: int) -> list[Envelope]:
     """At most `limit` envelopes after position `after`."""
     notifications = event_log.recorder.select_notifications(start=after + 1, limit=limit)
     return [decode_notification(n) for n in notifications]
+
+
+def read_stream(conn: psycopg.Connection[Any], stream_id: str, from_position: int = 0) -> list[Envelope]:
+    """One stream's envelopes from position `from_position` on, in order (upcast, as always)."""
+    rows = conn.execute(
+        f"SELECT notification_id, originator_id, originator_version, topic, state FROM {EVENTS_TABLE}"
+        " WHERE originator_id = %s::uuid AND notification_id >= %s ORDER BY originator_version",
+        (stream_id, from_position),
+    ).fetchall()
+    return [decode_notification(Notification(id=row[0], originator_id=row[1], originator_version=row[2],
+                                             topic=row[3], state=bytes(row[4]))) for row in rows]
 
 
 def read_to_end(event_log: EventLog, after: int = 0, chunk_size: int = 2000,

@@ -242,6 +242,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             state jsonb NOT NULL
         );
     """),
+    Migration(9, "parked events handled in place: each one's status (open, retried, skipped) and the"
+                 " operator's decision", """
+        ALTER TABLE projection_errors
+            ADD COLUMN status text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'retried', 'skipped')),
+            ADD COLUMN attempts int NOT NULL DEFAULT 1,
+            ADD COLUMN note text,
+            ADD COLUMN resolved_by text,
+            ADD COLUMN resolved_at timestamptz;
+        CREATE INDEX projection_errors_open_idx ON projection_errors (position) WHERE status = 'open';
+    """),
 )
 
 

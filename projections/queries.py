@@ -346,3 +346,22 @@ def list_api_keys(
     return _newest_first(conn, "SELECT id, org_id, person_id, name, kind, created_by, created_at,"
                                " expires_at, revoked_at, created_position, version, position"
                                " FROM api_keys", where, "created_position", limit, cursor)
+
+
+# ---- operations -----------------------------------------------------------------------------
+
+PARKED_STATUSES = ("open", "retried", "skipped")
+
+
+def list_parked(conn: Conn, org_id: str | None, status: str | None = "open", projection: str | None = None,
+                limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+    """Parked events, newest first: of one organization (or of all with `org_id` None), by status
+    and by the projection that parked them."""
+    where = _Where().equal("envelope->>'org_id'", org_id).equal("status", status)
+    if projection is not None:
+        where.add("%s = ANY(string_to_array(projection, ','))", projection)
+    return _newest_first(
+        conn, "SELECT id, position, stream_id, event_type, envelope->>'org_id' AS org_id,"
+              " string_to_array(projection, ',') AS projections, error, occurred_at AS parked_at,"
+              " status, attempts, note, resolved_by, resolved_at, envelope FROM projection_errors",
+        where, "id", limit, cursor)

@@ -26,6 +26,7 @@ from domain.permissions import PUBLIC
 from infra.database import ConnectionInfo
 from tests.conftest import OWNER, bearer, log_head
 from tests.deployments import MODES, Deployment, deployed
+from tests.support.parking import refuse_cursed_names
 from tests.tenants import Tenant, ok
 
 Json = dict[str, Any]
@@ -57,6 +58,7 @@ class World:
     client: httpx.Client
     a: Tenant
     b: Tenant
+    db: ConnectionInfo
 
     def thing(self, type: str = "course", **fields: Any) -> str:
         return str(self.a.act(self.a.owner, "POST", "/v1/things",
@@ -75,6 +77,14 @@ class World:
         return str(self.a.act(self.a.owner, "POST", "/v1/token-purchases", json={
             "buyer_id": self.a.owner.id, "token_id": self.token(), "amount": 2,
             "payment_method": "pm_card_visa"})["id"])
+
+    def parked_event(self) -> int:
+        """The position of a new event of A that its projection parked."""
+        refuse_cursed_names(self.db)
+        made = self.a.act(self.a.owner, "POST", "/v1/things", json={"type": "course", "name": "cursed"})
+        parked = self.a.read(self.a.owner, "/v1/projections/parked")["items"]
+        assert parked[0]["position"] == made["position"]
+        return int(made["position"])
 
     def after(self) -> Json:
         return {"after": self.a.position}
@@ -168,6 +178,12 @@ SAMPLES: dict[tuple[str, str], Callable[[World], Sample]] = {
                                                         params=w.after(), about_a=False),
     ("GET", "/v1/tags"): lambda w: Sample("GET", "/v1/tags", params=w.after(), about_a=False),
     ("GET", "/v1/projections"): lambda w: Sample("GET", "/v1/projections", about_a=False),
+    ("GET", "/v1/projections/parked"): lambda w: Sample("GET", "/v1/projections/parked", params=w.after(),
+                                                        about_a=False),
+    ("POST", "/v1/projections/parked/retry"): lambda w: Sample("POST", "/v1/projections/parked/retry", {},
+                                                               about_a=False),
+    ("POST", "/v1/projections/parked/{position}/skip"): lambda w: Sample(
+        "POST", f"/v1/projections/parked/{w.parked_event()}/skip", {"note": "not needed"}),
     ("POST", "/v1/token-purchases"): lambda w: Sample("POST", "/v1/token-purchases", {
         "buyer_id": w.a.owner.id, "token_id": w.token(), "amount": 1, "payment_method": "pm_card_visa"}),
     ("GET", "/v1/token-purchases/{purchase_id}"): lambda w: Sample(
@@ -232,7 +248,7 @@ def _callers(world: World) -> dict[str, dict[str, str]]:
 def test_every_operation_answers_each_caller_as_the_matrix_says(deployment: Deployment) -> None:
     with httpx.Client(base_url=deployment.url, timeout=90, headers=OWNER) as client, \
             httpx.Client(base_url=deployment.url, timeout=90) as plain:
-        world = World(client, Tenant.found(client, "A"), Tenant.found(client, "B"))
+        world = World(client, Tenant.found(client, "A"), Tenant.found(client, "B"), deployment.runtime.db)
         callers = _callers(world)
         matrix = parse_matrix(DOC.read_text())
         operations = [(method.upper(), path, op["x-permission"])
