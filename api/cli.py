@@ -123,30 +123,54 @@ def worker(
 @app.command()
 def replay(
     from_position: Annotated[int, typer.Option("--from-position", help="First log position.")] = 1,
+    until: Annotated[int | None, typer.Option(help="Last log position (default: the head).")] = None,
     since: Annotated[
         datetime | None, typer.Option(help="Only events at or after this time (ISO 8601).")
     ] = None,
     types: Annotated[
         list[str] | None, typer.Option("--type", help="Only these event types (repeatable).")
     ] = None,
+    stream: Annotated[UUID | None, typer.Option(help="Only this stream's events.")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="jsonl or parquet.")] = "jsonl",
+    out: Annotated[Path | None, typer.Option(help="Write to this file (required for parquet).")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Write the log as JSON-lines envelopes to stdout."""
+    """Write the log as envelopes: JSON lines, or a Parquet file (with a progress bar)."""
     import sys
 
+    from api.progress import with_progress
     from eventlog.store import open_event_log
+    from streams.replay import LogFilter, json_lines, write_parquet
     from streams.replay import replay as replay_log
 
+    if output_format not in ("jsonl", "parquet"):
+        raise typer.BadParameter("--format must be jsonl or parquet")
+    if output_format == "parquet" and out is None:
+        raise typer.BadParameter("--format parquet needs --out FILE")
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
-    event_log = open_event_log(_database(data_dir))
+    chosen = LogFilter(after=max(from_position, 1) - 1, until=until, since=since,
+                       types=frozenset(types or ()), stream_id=None if stream is None else str(stream))
+    db = _database(data_dir)
+    event_log = open_event_log(db)
     try:
-        out = sys.stdout
-        for envelope in replay_log(event_log, from_position, since, frozenset(types or ())):
-            out.write(envelope.to_json())
-            out.write("\n")
+        if output_format == "jsonl":
+            sink = sys.stdout.buffer if out is None else out.open("wb")
+            try:
+                for chunk in json_lines(replay_log(event_log, chosen)):
+                    sink.write(chunk)
+            finally:
+                if out is not None:
+                    sink.close()
+            return
+        assert out is not None
+        with psycopg.connect(db.conninfo) as conn:
+            head, _ = _log_summary(conn)
+        written = with_progress("replaying", chosen.after, min(head, until or head) - chosen.after,
+                                lambda read: write_parquet(replay_log(event_log, chosen, read=read), out))
     finally:
         event_log.close()
+    console.print(f"wrote {written:,} events to {out}")
 
 
 @db_app.command("status")

@@ -20,6 +20,7 @@ from commands.fields import (
     one_of,
 )
 from domain import ontology
+from domain.event_types import LOG_EVENT_TYPES
 from domain.permissions import ACCOUNT_STATUSES
 from projections.queries import PARKED_STATUSES
 from projections.registry import PROJECTIONS
@@ -52,6 +53,8 @@ TagFilter = Annotated[Tag, AfterValidator(_tag)]
 TagCategoryFilter = Annotated[str, one_of(ontology.TAG_CATEGORIES, "a tag category"),
                               AfterValidator(_member_of(ontology.TAG_CATEGORIES, "category"))]
 Include = Literal["connections"]
+LogEventTypeFilter = Annotated[str, one_of(LOG_EVENT_TYPES, "an event type of the log"),
+                              AfterValidator(_member_of(LOG_EVENT_TYPES, "event type"))]
 PROJECTION_NAMES = frozenset(PROJECTIONS)
 ProjectionFilter = Annotated[str, one_of(PROJECTION_NAMES, "a projection"),
                              AfterValidator(_member_of(PROJECTION_NAMES, "projection"))]

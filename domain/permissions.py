@@ -88,6 +88,7 @@ POLICY: Final[Mapping[str, Mapping[str, Reach]]] = MappingProxyType({
     "knowledge.search": _row(_O, _O, _O, _O),
     "operations.read": _row(_N, _N, _O, _A),
     "operations.manage": _row(_N, _N, _O, _A),
+    "log.read": _row(_N, _N, _O, _A),
 })
 """action → role → reach. Every authenticated route names one of these actions."""
 
@@ -127,6 +128,7 @@ ACTION_SUMMARIES: Final[Mapping[str, str]] = MappingProxyType({
     "knowledge.search": "search things and fetch RAG context",
     "operations.read": "read projection positions, lag and parked events",
     "operations.manage": "re-apply or skip parked events",
+    "log.read": "replay the event log (NDJSON envelopes)",
 })
 
 SYSTEM_EVENT_TYPES: Final[frozenset[str]] = frozenset({

@@ -182,6 +182,7 @@ SAMPLES: dict[tuple[str, str], Callable[[World], Sample]] = {
                                                         about_a=False),
     ("POST", "/v1/projections/parked/retry"): lambda w: Sample("POST", "/v1/projections/parked/retry", {},
                                                                about_a=False),
+    ("GET", "/v1/log"): lambda w: Sample("GET", "/v1/log", params={"limit": 5}, about_a=False),
     ("POST", "/v1/projections/parked/{position}/skip"): lambda w: Sample(
         "POST", f"/v1/projections/parked/{w.parked_event()}/skip", {"note": "not needed"}),
     ("POST", "/v1/token-purchases"): lambda w: Sample("POST", "/v1/token-purchases", {
