@@ -20,7 +20,7 @@ from commands.fields import (
     one_of,
 )
 from domain import ontology
-from domain.event_types import LOG_EVENT_TYPES
+from domain.catalog import EVENT_CLASSES
 from domain.permissions import ACCOUNT_STATUSES
 from projections.queries import PARKED_STATUSES
 from projections.registry import PROJECTIONS
@@ -53,6 +53,7 @@ TagFilter = Annotated[Tag, AfterValidator(_tag)]
 TagCategoryFilter = Annotated[str, one_of(ontology.TAG_CATEGORIES, "a tag category"),
                               AfterValidator(_member_of(ontology.TAG_CATEGORIES, "category"))]
 Include = Literal["connections"]
+LOG_EVENT_TYPES = frozenset(EVENT_CLASSES)
 LogEventTypeFilter = Annotated[str, one_of(LOG_EVENT_TYPES, "an event type of the log"),
                               AfterValidator(_member_of(LOG_EVENT_TYPES, "event type"))]
 PROJECTION_NAMES = frozenset(PROJECTIONS)
