@@ -173,6 +173,43 @@ def replay(
     console.print(f"wrote {written:,} events to {out}")
 
 
+@app.command()
+def history(
+    stream_id: Annotated[UUID, typer.Argument(help="The stream (a thing, connection, person, …).")],
+    as_of: Annotated[datetime | None, typer.Option(help="Print its state at this moment instead.")] = None,
+    as_of_version: Annotated[int | None, typer.Option(help="Print its state at this version.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """A stream's events as JSON lines, or (with --as-of / --as-of-version) its state then, folded
+    from the log."""
+    import json
+
+    from eventlog.history import history as stream_history
+    from eventlog.history import state_at, version_at
+    from eventlog.store import open_event_log
+
+    db = _database(data_dir)
+    with psycopg.connect(db.conninfo) as conn:
+        if as_of is None and as_of_version is None:
+            for envelope in stream_history(conn, str(stream_id)):
+                console.out(envelope.to_json(), highlight=False)
+            return
+        if as_of_version is not None:
+            version = as_of_version
+        else:
+            assert as_of is not None
+            version = version_at(conn, str(stream_id), as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC))
+    event_log = open_event_log(db)
+    try:
+        state = state_at(event_log, str(stream_id), version) if version else None
+    finally:
+        event_log.close()
+    if state is None:
+        console.print(f"[red]{stream_id} has no state at that point[/]")
+        raise typer.Exit(1)
+    console.out(json.dumps(state), highlight=False)
+
+
 @db_app.command("status")
 def db_status(data_dir: DataDir = None) -> None:
     """Show the database, schema version, log head and projection checkpoints."""

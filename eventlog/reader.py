@@ -28,12 +28,15 @@ def read_chunk(event_log: EventLog, after: int, limit: int) -> list[Envelope]:
     return [decode_notification(n) for n in notifications]
 
 
-def read_stream(conn: psycopg.Connection[Any], stream_id: str, from_position: int = 0) -> list[Envelope]:
-    """One stream's envelopes from position `from_position` on, in order (upcast, as always)."""
+def read_stream(conn: psycopg.Connection[Any], stream_id: str, from_position: int = 0,
+                after_version: int = 0, limit: int | None = None) -> list[Envelope]:
+    """One stream's envelopes in order (upcast, as always): from log position `from_position`,
+    after stream version `after_version`, at most `limit`."""
     rows = conn.execute(
         f"SELECT notification_id, originator_id, originator_version, topic, state FROM {EVENTS_TABLE}"
-        " WHERE originator_id = %s::uuid AND notification_id >= %s ORDER BY originator_version",
-        (stream_id, from_position),
+        " WHERE originator_id = %s::uuid AND notification_id >= %s AND originator_version > %s"
+        " ORDER BY originator_version LIMIT %s",
+        (stream_id, from_position, after_version, limit),
     ).fetchall()
     return [decode_notification(Notification(id=row[0], originator_id=row[1], originator_version=row[2],
                                              topic=row[3], state=bytes(row[4]))) for row in rows]

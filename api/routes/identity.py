@@ -24,6 +24,7 @@ from api.deps import (
 )
 from api.problems import Problem
 from api.query_filters import AccountStatusFilter, RoleFilter
+from api.routes.history import AsOf, AsOfVersion, folded_state
 from api.routes.reads import found
 from commands import models as m
 from commands.bus import CommandResult
@@ -66,9 +67,13 @@ def list_organizations(conn: ReadDep, limit: Limit = 50, cursor: Cursor = None) 
 
 
 @reads.get("/organizations/{org_id}", openapi_extra=permission("organizations.read"))
-def get_organization(org_id: UUID, conn: ReadDep, request: Request) -> Resp:
-    """An organization: the caller's own (a platform owner may read any)."""
+def get_organization(org_id: UUID, conn: ReadDep, request: Request, rt: RuntimeDep,
+                     as_of_version: AsOfVersion = None, as_of: AsOf = None) -> Resp:
+    """An organization: the caller's own (a platform owner may read any); `?as_of_version=` or
+    `?as_of=` give its state then, folded from the log."""
     caller = caller_of(request)
+    if as_of_version is not None or as_of is not None:
+        return folded_state(rt, conn, caller, org_id, "organization", as_of_version, as_of)
     mine = caller.reach is Reach.ANY or str(org_id) == caller.org_id
     return found(q.get_organization(conn, org_id) if mine else None, "organization", org_id)
 

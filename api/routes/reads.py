@@ -22,6 +22,7 @@ from api.query_filters import (
     ThingStatusFilter,
     ThingTypeFilter,
 )
+from api.routes.history import AsOf, AsOfVersion, folded_state
 from api.status import collect_status
 from projections import queries as q
 
@@ -36,10 +37,14 @@ def found(row: Any, what: str, ident: UUID) -> JSONResponse:
 
 
 @router.get("/things/{thing_id}", openapi_extra=permission("things.read"))
-def get_thing(thing_id: UUID, conn: ReadDep, request: Request,
-              include: Include | None = None) -> JSONResponse:
-    """One thing; `?include=connections` adds its incoming and outgoing edges."""
+def get_thing(thing_id: UUID, conn: ReadDep, request: Request, rt: RuntimeDep,
+              include: Include | None = None, as_of_version: AsOfVersion = None,
+              as_of: AsOf = None) -> JSONResponse:
+    """One thing; `?include=connections` adds its incoming and outgoing edges; `?as_of_version=`
+    or `?as_of=` give its state then, folded from the log."""
     caller = caller_of(request)
+    if as_of_version is not None or as_of is not None:
+        return folded_state(rt, conn, caller, thing_id, "thing", as_of_version, as_of)
     return found(q.get_thing(conn, caller.org_id, thing_id, include == "connections"), "thing", thing_id)
 
 
@@ -83,9 +88,12 @@ def holdings(holder_id: UUID, conn: ReadDep, request: Request) -> JSONResponse:
 
 
 @router.get("/connections/{conn_id}", openapi_extra=permission("connections.read"))
-def get_connection(conn_id: UUID, conn: ReadDep, request: Request) -> JSONResponse:
-    """One connection."""
+def get_connection(conn_id: UUID, conn: ReadDep, request: Request, rt: RuntimeDep,
+                   as_of_version: AsOfVersion = None, as_of: AsOf = None) -> JSONResponse:
+    """One connection; `?as_of_version=` or `?as_of=` give its state then, folded from the log."""
     caller = caller_of(request)
+    if as_of_version is not None or as_of is not None:
+        return folded_state(rt, conn, caller, conn_id, "connection", as_of_version, as_of)
     return found(q.get_connection(conn, caller.org_id, conn_id), "connection", conn_id)
 
 

@@ -182,6 +182,11 @@ SAMPLES: dict[tuple[str, str], Callable[[World], Sample]] = {
                                                         about_a=False),
     ("POST", "/v1/projections/parked/retry"): lambda w: Sample("POST", "/v1/projections/parked/retry", {},
                                                                about_a=False),
+    ("GET", "/v1/things/{thing_id}/history"): lambda w: Sample("GET", f"/v1/things/{w.thing()}/history"),
+    ("GET", "/v1/connections/{conn_id}/history"): lambda w: Sample(
+        "GET", f"/v1/connections/{w.connection()[0]}/history"),
+    ("GET", "/v1/organizations/{org_id}/history"): lambda w: Sample(
+        "GET", f"/v1/organizations/{w.a.id}/history"),
     ("GET", "/v1/log"): lambda w: Sample("GET", "/v1/log", params={"limit": 5}, about_a=False),
     ("POST", "/v1/projections/parked/{position}/skip"): lambda w: Sample(
         "POST", f"/v1/projections/parked/{w.parked_event()}/skip", {"note": "not needed"}),
