@@ -38,6 +38,7 @@ from sagas.signing import Signer
 from sagas.token_deployer import TokenDeployer
 from streams.inprocess import InProcessRunner
 from streams.knowledge_runner import EmbedderFor, KnowledgeRunners, embedder_cache, text_fields
+from streams.live import LiveLog
 from streams.watermarks import knowledge_watermarks, lowest_watermark
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,11 @@ class Runtime:
     """It started the embedded PostgreSQL (and stops it on close)."""
     missing_contracts: list[str] = field(default_factory=list)
     """Tokens whose recorded contract the chain lacked when this process took the saga lead."""
+    live: LiveLog = field(init=False)
+    """The log's appends fanned out to `GET /v1/stream` clients (followed from the first one on)."""
+
+    def __post_init__(self) -> None:
+        self.live = LiveLog(self.event_log, self.db)
 
     @classmethod
     def start(cls, settings: Settings, db: ConnectionInfo | None = None) -> Runtime:
@@ -182,6 +188,7 @@ class Runtime:
     def close(self) -> None:
         """Stop the sagas (at a step boundary), the runners, the key ring and the writer (after
         its queued commands), close the pools, and stop the embedded PostgreSQL it started."""
+        self.live.close()
         if self.sagas is not None:
             self.sagas.stop()
         if self.knowledge is not None:

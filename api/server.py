@@ -18,18 +18,24 @@ from api.runtime import Runtime
 
 
 class GracefulServer(uvicorn.Server):
-    """A uvicorn server that stops on a signal without re-raising it afterwards."""
+    """A uvicorn server that stops on a signal without re-raising it afterwards, ending the live
+    event streams first (uvicorn waits for open responses, and those never end by themselves)."""
+
+    def __init__(self, config: uvicorn.Config, runtime: Runtime) -> None:
+        super().__init__(config)
+        self.runtime = runtime
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """Stop serving (a second SIGINT forces it, as in uvicorn)."""
         super().handle_exit(sig, frame)
         self._captured_signals.clear()  # uvicorn would raise these again on its way out
+        self.runtime.live.close(wait=False)
 
 
 def serve_until_signalled(runtime: Runtime, host: str, port: int) -> None:
     """Serve the runtime's API until SIGTERM or SIGINT, then close the runtime."""
     config = uvicorn.Config(create_app(runtime), host=host, port=port, log_level="warning")
     try:
-        GracefulServer(config).run()
+        GracefulServer(config, runtime).run()
     finally:
         runtime.close()

@@ -128,7 +128,7 @@ ACTION_SUMMARIES: Final[Mapping[str, str]] = MappingProxyType({
     "knowledge.search": "search things and fetch RAG context",
     "operations.read": "read projection positions, lag and parked events",
     "operations.manage": "re-apply or skip parked events",
-    "log.read": "replay the event log (NDJSON envelopes)",
+    "log.read": "replay the event log (NDJSON) or follow it live (Server-Sent Events)",
 })
 
 SYSTEM_EVENT_TYPES: Final[frozenset[str]] = frozenset({

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import psycopg
@@ -43,7 +43,7 @@ def read_stream(conn: psycopg.Connection[Any], stream_id: str, from_position: in
 
 
 def read_to_end(event_log: EventLog, after: int = 0, chunk_size: int = 2000,
-                stop: threading.Event | None = None) -> Iterator[list[Envelope]]:
+                stop: threading.Event | None = None) -> Generator[list[Envelope]]:
     """Chunks of envelopes after `after` up to the log's current end (or until `stop` is set),
     each read while the caller still works on the one before."""
     stop = stop or threading.Event()

@@ -188,6 +188,8 @@ SAMPLES: dict[tuple[str, str], Callable[[World], Sample]] = {
     ("GET", "/v1/organizations/{org_id}/history"): lambda w: Sample(
         "GET", f"/v1/organizations/{w.a.id}/history"),
     ("GET", "/v1/log"): lambda w: Sample("GET", "/v1/log", params={"limit": 5}, about_a=False),
+    ("GET", "/v1/stream"): lambda w: Sample("GET", "/v1/stream", params={"after": 0, "limit": 1},
+                                            about_a=False),
     ("POST", "/v1/projections/parked/{position}/skip"): lambda w: Sample(
         "POST", f"/v1/projections/parked/{w.parked_event()}/skip", {"note": "not needed"}),
     ("POST", "/v1/token-purchases"): lambda w: Sample("POST", "/v1/token-purchases", {
