@@ -42,19 +42,18 @@ def owned_stream(conn: Conn, caller: Caller, stream_id: UUID, kind: str) -> Enve
 
 def folded_state(rt: Runtime, conn: Conn, caller: Caller, stream_id: UUID, kind: str,
                  as_of_version: int | None, as_of: datetime | None) -> JSONResponse:
-    """The stream's state at a version or a moment, folded from the log."""
-    if as_of_version is not None and as_of is not None:
-        raise Problem(422, "validation_error", "give as_of_version or as_of, not both", "as_of")
+    """The stream's state at a version or a moment (with both, whichever is earlier), folded from
+    the log."""
     owned_stream(conn, caller, stream_id, kind)
+    version = as_of_version
     if as_of is not None:
         moment = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
-        version = version_at(conn, str(stream_id), moment)
-        if version == 0:
+        then = version_at(conn, str(stream_id), moment)
+        if then == 0:
             raise Problem(404, "not_found", f"{kind} {stream_id} did not exist yet at {moment.isoformat()}",
                           "as_of")
-    else:
-        assert as_of_version is not None
-        version = as_of_version
+        version = then if version is None else min(version, then)
+    assert version is not None
     state = state_at(rt.event_log, str(stream_id), version)
     if state is None:
         raise Problem(404, "not_found", f"{kind} {stream_id} has no version {version}", "as_of_version")
