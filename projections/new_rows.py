@@ -30,7 +30,7 @@ def insert_new(cur: psycopg.Cursor[object], rows: Sequence[NewRow]) -> None:
     types = column_types(cur.connection, first.table)
     statement = _statement(first.table, first.key, columns, tuple(types[c] for c in columns))
     for arrays in column_arrays(rows, columns, types):
-        cur.execute(statement, arrays)
+        cur.execute(statement, arrays, prepare=True)
 
 
 def column_types(conn: psycopg.Connection[Any], table: str) -> dict[str, str]:
@@ -89,7 +89,12 @@ def _json_text(value: Any) -> str:
 
 
 @cache
-def _statement(table: str, key: str, columns: tuple[str, ...], types: tuple[str, ...]) -> sql.Composed:
+def _statement(table: str, key: str, columns: tuple[str, ...], types: tuple[str, ...]) -> bytes:
+    """The statement's text, composed once (rendering a `sql.Composed` costs more than sending it)."""
+    return _compose(table, key, columns, types).as_bytes(None)
+
+
+def _compose(table: str, key: str, columns: tuple[str, ...], types: tuple[str, ...]) -> sql.Composed:
     names = sql.SQL(", ").join(map(sql.Identifier, columns))
     casts = sql.SQL(", ").join(
         sql.SQL("r.{}::{}").format(sql.Identifier(c), sql.SQL(t)) for c, t in zip(columns, types, strict=True)

@@ -70,7 +70,10 @@ def _execute_in_runs(cur: psycopg.Cursor[object], changes: list[Change]) -> None
             apply_tag_changes(cur, cast(list[TagChange], items))
         else:
             statements = cast(list[Statement], items)
-            cur.executemany(statements[0][0], [params for _, params in statements])
+            if len(statements) == 1:
+                cur.execute(statements[0][0], statements[0][1], prepare=True)
+            else:
+                cur.executemany(statements[0][0], [params for _, params in statements])
 
 
 def _run_of(change: Change) -> object:
