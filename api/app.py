@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from api import console
 from api.auth import PERMISSION_KEY, authenticate
 from api.limits import BodySizeLimit
 from api.metrics import render_metrics
@@ -47,7 +48,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     install_problem_handlers(app)
     for router in (identity.router, identity.reads, identity.sign_in, writes.router, reads.router,
                    purchases.router, purchases.webhooks, knowledge.router, operations.router,
-                   log.router, history.router, stream.router):
+                   operations.sagas, log.router, history.router, stream.router, console.router):
         app.include_router(router)
     _require_permissions(app)
     document_api(app)

@@ -444,7 +444,7 @@ def sagas_show(saga_id: UUID, data_dir: DataDir = None) -> None:
 @sagas_app.command("retry")
 def sagas_retry(saga_id: UUID, data_dir: DataDir = None) -> None:
     """Retry a parked saga from the step it stopped at."""
-    _operate(saga_id, data_dir, lambda s, ctx: s.resume(ctx.actor_id))
+    _operate(saga_id, data_dir, lambda s, actor: s.resume(actor))
 
 
 @sagas_app.command("resolve")
@@ -453,7 +453,7 @@ def sagas_resolve(
     data_dir: DataDir = None,
 ) -> None:
     """Settle a parked saga by hand (e.g. refunded in the Stripe dashboard)."""
-    _operate(saga_id, data_dir, lambda s, ctx: s.resolve(ctx.actor_id, note))
+    _operate(saga_id, data_dir, lambda s, actor: s.resolve(actor, note))
 
 
 @sagas_app.command("chain")
@@ -602,9 +602,10 @@ def _run_command(command: Any, ctx: Any, data_dir: Path | None) -> dict[str, Any
         event_log.close()
 
 
-def _operate(saga_id: UUID, data_dir: Path | None, action: Callable[[Any, Any], None]) -> None:
-    from commands.handlers import Context
-    from commands.purchases import AdvancePurchase
+def _operate(saga_id: UUID, data_dir: Path | None, action: Callable[[Any, str], None]) -> None:
+    """Act on a saga as the platform's own operator (the system actor)."""
+    from commands.handlers import SYSTEM_ACTOR_ID, Context
+    from commands.purchases import operator_action
     from eventlog.store import open_event_log
 
     event_log = open_event_log(_database(data_dir))
@@ -612,7 +613,7 @@ def _operate(saga_id: UUID, data_dir: Path | None, action: Callable[[Any, Any], 
         version: int = event_log.repository.get(saga_id).version
     finally:
         event_log.close()
-    result = _run_command(AdvancePurchase(saga_id, version, lambda s, _, ctx: action(s, ctx)),
+    result = _run_command(operator_action(saga_id, version, lambda s: action(s, str(SYSTEM_ACTOR_ID))),
                           Context(), data_dir)
     console.print(f"saga {saga_id} is now at version {result['version']}")
 

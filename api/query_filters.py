@@ -22,6 +22,7 @@ from commands.fields import (
 from domain import ontology
 from domain.catalog import EVENT_CLASSES
 from domain.permissions import ACCOUNT_STATUSES
+from domain.token_purchase import SAGA_STATUSES
 from projections.queries import PARKED_STATUSES
 from projections.registry import PROJECTIONS
 
@@ -62,3 +63,5 @@ ProjectionFilter = Annotated[str, one_of(PROJECTION_NAMES, "a projection"),
 PARKED_FILTER = frozenset({*PARKED_STATUSES, "all"})
 ParkedStatusFilter = Annotated[str, one_of(PARKED_FILTER, "a parked event's status, or all"),
                                AfterValidator(_member_of(PARKED_FILTER, "status"))]
+SagaStatusFilter = Annotated[str, one_of(SAGA_STATUSES, "a saga's status"),
+                             AfterValidator(_member_of(SAGA_STATUSES, "status"))]

@@ -74,6 +74,12 @@ class AdvancePurchase:
     decide: Decision
 
 
+def operator_action(saga_id: UUID, version: int, action: Callable[[TokenPurchase], None]) -> AdvancePurchase:
+    """An operator's retry or resolution of a parked saga, as the platform's own advance of it at
+    `version` (the operator is named inside `action`, e.g. `lambda s: s.resume(operator)`)."""
+    return AdvancePurchase(saga_id, version, lambda saga, _, __: action(saga))
+
+
 def advance_purchase(cmd: AdvancePurchase, ctx: Context, scope: Scope) -> Reply:
     """Apply the driver's decision under optimistic concurrency (a stale driver loses); only the
     platform itself advances sagas."""

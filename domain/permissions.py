@@ -126,8 +126,8 @@ ACTION_SUMMARIES: Final[Mapping[str, str]] = MappingProxyType({
     "purchases.create": "buy tokens",
     "purchases.read": "read a token purchase",
     "knowledge.search": "search things and fetch RAG context",
-    "operations.read": "read projection positions, lag and parked events",
-    "operations.manage": "re-apply or skip parked events",
+    "operations.read": "read projection positions, lag, parked events and sagas",
+    "operations.manage": "re-apply or skip parked events; retry or resolve parked sagas",
     "log.read": "replay the event log (NDJSON) or follow it live (Server-Sent Events)",
 })
 

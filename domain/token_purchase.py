@@ -22,6 +22,10 @@ from uuid import UUID
 from domain.base import OneAggregate
 from domain.errors import InvalidState, ValidationFailed
 
+SAGA_STATUSES = frozenset({"running", "compensating", "parked", "completed", "failed", "compensated",
+                           "resolved"})
+"""Every status a purchase saga can be in."""
+
 PLATFORM_FEE = 0.15
 TOKEN_DECIMALS = 18
 

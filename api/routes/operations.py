@@ -1,12 +1,15 @@
-"""Operators' routes: parked events listed, re-applied once their cause is fixed, or skipped.
+"""Operators' routes: parked events listed, re-applied once their cause is fixed, or skipped; sagas
+listed, and parked ones retried or resolved by hand.
 
-An organization's owner sees and handles its own organization's parked events; a platform owner
-every organization's."""
+An organization's owner sees and handles its own organization's; a platform owner every
+organization's."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Annotated, Any
+from uuid import UUID
 
 import psycopg
 from fastapi import APIRouter, Path, Request
@@ -16,13 +19,18 @@ from pydantic import Field
 from api.auth import Authenticated, Caller, caller_of, permission
 from api.deps import MAX_POSITION, CleanQuery, Consistent, Cursor, Limit, ReadDep, RuntimeDep
 from api.problems import Problem
-from api.query_filters import ParkedStatusFilter, ProjectionFilter
+from api.query_filters import ParkedStatusFilter, ProjectionFilter, SagaStatusFilter
+from api.runtime import Runtime
+from commands.handlers import Context
 from commands.models import StrictModel
+from commands.purchases import operator_action
 from domain.permissions import Reach
+from domain.token_purchase import TokenPurchase
 from projections import queries as q
 from projections.parked import retry_parked, skip_parked
 
 router = APIRouter(prefix="/v1/projections", tags=["operations"], dependencies=[Authenticated, CleanQuery])
+sagas = APIRouter(prefix="/v1/sagas", tags=["operations"], dependencies=[Authenticated, CleanQuery])
 
 Position = Annotated[int, Field(ge=1, le=MAX_POSITION)]
 
@@ -36,6 +44,12 @@ class RetryParked(StrictModel):
 
 class SkipParked(StrictModel):
     """Why the event stays unapplied."""
+
+    note: str = Field(min_length=1, max_length=2000, pattern=r"\S")
+
+
+class ResolveSaga(StrictModel):
+    """What the operator did to settle the saga (e.g. refunded in the Stripe dashboard)."""
 
     note: str = Field(min_length=1, max_length=2000, pattern=r"\S")
 
@@ -86,3 +100,45 @@ async def skip(position: Annotated[int, Path(ge=1, le=MAX_POSITION)], body: Skip
         raise Problem(404, "not_found", f"no open parked event at position {position}", "position")
     return JSONResponse({"position": position, "status": "skipped", "note": body.note})
 
+
+
+@sagas.get("", openapi_extra=permission("operations.read"), dependencies=[Consistent])
+def list_sagas(conn: ReadDep, request: Request, status: SagaStatusFilter | None = None,
+               limit: Limit = 50) -> JSONResponse:
+    """Sagas most recently updated first, by status (e.g. `parked`)."""
+    return JSONResponse({"items": q.list_sagas(conn, status, limit, scope(caller_of(request)))})
+
+
+@sagas.post("/{saga_id}/retry", openapi_extra=permission("operations.manage"))
+async def retry_saga(saga_id: UUID, rt: RuntimeDep, request: Request) -> JSONResponse:
+    """Retry a parked saga from the step it stopped at."""
+    caller = caller_of(request)
+    return await _operate(rt, caller, saga_id, lambda saga: saga.resume(caller.actor_id))
+
+
+@sagas.post("/{saga_id}/resolve", openapi_extra=permission("operations.manage"))
+async def resolve_saga(saga_id: UUID, body: ResolveSaga, rt: RuntimeDep, request: Request) -> JSONResponse:
+    """Settle a parked saga by hand, recording what was done."""
+    caller = caller_of(request)
+    return await _operate(rt, caller, saga_id, lambda saga: saga.resolve(caller.actor_id, body.note))
+
+
+async def _operate(rt: Runtime, caller: Caller, saga_id: UUID,
+                   action: Callable[[TokenPurchase], None]) -> JSONResponse:
+    """Run an operator's action on a saga of the caller's scope, as the platform's own advance."""
+
+    def version() -> int | None:
+        with rt.reads.connection() as conn:
+            row = conn.execute("SELECT org_id, version FROM sagas WHERE id = %s", (saga_id,)).fetchone()
+        org = scope(caller)
+        return None if row is None or (org is not None and row[0] != org) else int(row[1])
+
+    seen = await asyncio.to_thread(version)
+    if seen is None:
+        raise Problem(404, "not_found", f"saga {saga_id} not found", "saga_id")
+    stored = await asyncio.to_thread(lambda: int(rt.event_log.repository.get(saga_id).version))
+    result = await rt.bus.execute_async(operator_action(saga_id, stored, action), Context())
+    if rt.sagas is not None:
+        rt.sagas.poke(saga_id)
+    return JSONResponse({"id": str(saga_id), "version": result.body["version"],
+                         "position": result.body["position"]})

@@ -22,11 +22,12 @@ import httpx
 import pytest
 
 from api.permissions_doc import DOC, parse_matrix, render_matrix, updated
+from api.runtime import Runtime
 from domain.permissions import PUBLIC
 from infra.database import ConnectionInfo
 from tests.conftest import OWNER, bearer, log_head
 from tests.deployments import MODES, Deployment, deployed
-from tests.support.parking import refuse_cursed_names
+from tests.support.parking import parked_purchase, refuse_cursed_names
 from tests.tenants import Tenant, ok
 
 Json = dict[str, Any]
@@ -58,7 +59,7 @@ class World:
     client: httpx.Client
     a: Tenant
     b: Tenant
-    db: ConnectionInfo
+    runtime: Runtime
 
     def thing(self, type: str = "course", **fields: Any) -> str:
         return str(self.a.act(self.a.owner, "POST", "/v1/things",
@@ -80,11 +81,15 @@ class World:
 
     def parked_event(self) -> int:
         """The position of a new event of A that its projection parked."""
-        refuse_cursed_names(self.db)
+        refuse_cursed_names(self.runtime.db)
         made = self.a.act(self.a.owner, "POST", "/v1/things", json={"type": "course", "name": "cursed"})
         parked = self.a.read(self.a.owner, "/v1/projections/parked")["items"]
         assert parked[0]["position"] == made["position"]
         return int(made["position"])
+
+    def parked_saga(self) -> str:
+        """A purchase of A, parked."""
+        return parked_purchase(self.runtime, self.a)
 
     def after(self) -> Json:
         return {"after": self.a.position}
@@ -187,6 +192,10 @@ SAMPLES: dict[tuple[str, str], Callable[[World], Sample]] = {
         "GET", f"/v1/connections/{w.connection()[0]}/history"),
     ("GET", "/v1/organizations/{org_id}/history"): lambda w: Sample(
         "GET", f"/v1/organizations/{w.a.id}/history"),
+    ("GET", "/v1/sagas"): lambda w: Sample("GET", "/v1/sagas", params=w.after(), about_a=False),
+    ("POST", "/v1/sagas/{saga_id}/retry"): lambda w: Sample("POST", f"/v1/sagas/{w.parked_saga()}/retry"),
+    ("POST", "/v1/sagas/{saga_id}/resolve"): lambda w: Sample(
+        "POST", f"/v1/sagas/{w.parked_saga()}/resolve", {"note": "refunded in the Stripe dashboard"}),
     ("GET", "/v1/log"): lambda w: Sample("GET", "/v1/log", params={"limit": 5}, about_a=False),
     ("GET", "/v1/stream"): lambda w: Sample("GET", "/v1/stream", params={"after": 0, "limit": 1},
                                             about_a=False),
@@ -256,7 +265,7 @@ def _callers(world: World) -> dict[str, dict[str, str]]:
 def test_every_operation_answers_each_caller_as_the_matrix_says(deployment: Deployment) -> None:
     with httpx.Client(base_url=deployment.url, timeout=90, headers=OWNER) as client, \
             httpx.Client(base_url=deployment.url, timeout=90) as plain:
-        world = World(client, Tenant.found(client, "A"), Tenant.found(client, "B"), deployment.runtime.db)
+        world = World(client, Tenant.found(client, "A"), Tenant.found(client, "B"), deployment.runtime)
         callers = _callers(world)
         matrix = parse_matrix(DOC.read_text())
         operations = [(method.upper(), path, op["x-permission"])
