@@ -28,16 +28,16 @@ from eventlog.store import EVENTS_TABLE
 from tests.support.live_server import LiveServer
 
 
-def subscribe(url: str, conninfo: str, after: int, events: int, subscribers: int,
+def subscribe(url: str, auth: dict[str, str], conninfo: str, after: int, events: int, subscribers: int,
               ready: Any, results: Any) -> None:
     """In a separate process: `subscribers` SSE clients and one LISTEN connection, each noting
     when every event arrives (position → time.time())."""
-    results.put(asyncio.run(_subscribe(url, conninfo, after, events, subscribers, ready)))
+    results.put(asyncio.run(_subscribe(url, auth, conninfo, after, events, subscribers, ready)))
 
 
-async def _subscribe(url: str, conninfo: str, after: int, events: int, subscribers: int,
-                     ready: Any) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=None) as http:
+async def _subscribe(url: str, auth: dict[str, str], conninfo: str, after: int, events: int,
+                     subscribers: int, ready: Any) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=url, headers=auth, timeout=None) as http:
         clients = [asyncio.create_task(_client(http, after, events)) for _ in range(subscribers)]
         listener = asyncio.create_task(_listen(conninfo, events))
         await asyncio.sleep(1.0)  # every client connected and caught up to `after`
@@ -50,6 +50,7 @@ async def _subscribe(url: str, conninfo: str, after: int, events: int, subscribe
 async def _client(http: httpx.AsyncClient, after: int, events: int) -> dict[int, float]:
     arrived: dict[int, float] = {}
     async with http.stream("GET", "/v1/stream", params={"after": after, "limit": events}) as response:
+        response.raise_for_status()
         async for line in response.aiter_lines():
             if line.startswith("id: "):
                 arrived[int(line[4:])] = time.time()
@@ -85,7 +86,7 @@ def run(rt: Runtime, url: str, events: int, rate: float, subscribers: int) -> tu
     spawn = multiprocessing.get_context("spawn")
     ready, results = spawn.Event(), spawn.Queue()
     head = rt.head()
-    process = spawn.Process(target=subscribe, args=(url, rt.db.conninfo, head, events, subscribers,
+    process = spawn.Process(target=subscribe, args=(url, AUTH, rt.db.conninfo, head, events, subscribers,
                                                     ready, results))
     process.start()
     ready.wait(60)
