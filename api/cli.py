@@ -234,15 +234,18 @@ def projections_status(data_dir: DataDir = None) -> None:
 @projections_app.command("rebuild")
 def projections_rebuild(
     names: Annotated[list[str] | None, typer.Argument(help="Projections to rebuild (default: all).")] = None,
-    via: Annotated[str, typer.Option(help="'log': bulk replay of the event log here and now; "
-                                          "'kafka': reset so the Faust workers replay the topic.")] = "log",
+    via: Annotated[str, typer.Option(help="'log': blue/green from the event log while everything keeps "
+                                          "serving; 'kafka': reset so the Faust workers replay the topic "
+                                          "(workers stopped).")] = "log",
     data_dir: DataDir = None,
 ) -> None:
-    """Drop the named read models and rebuild them from the beginning (stop `serve`/workers first)."""
+    """Rebuild the named read models from position 0: beside the live ones, then swapped in."""
     import time
 
+    from api.progress import with_progress
     from eventlog.store import open_event_log
-    from projections.rebuild import rebuild, rebuild_via_topic
+    from projections.blue_green import rebuild_live
+    from projections.rebuild import rebuild_via_topic
     from projections.registry import PROJECTIONS
 
     unknown = sorted(set(names or []) - set(PROJECTIONS))
@@ -263,12 +266,14 @@ def projections_rebuild(
     event_log = open_event_log(db)
     started = time.perf_counter()
     try:
-        count = rebuild(event_log, db, chosen)
+        head = event_log.recorder.max_notification_id() or 0
+        reached = with_progress("rebuilding", 0, head,
+                                lambda read: rebuild_live(db, event_log, chosen, read=read))
     finally:
         event_log.close()
     elapsed = time.perf_counter() - started
-    console.print(f"rebuilt {', '.join(p.name for p in chosen)} from {count} events in "
-                  f"{elapsed:.1f}s ({count / max(elapsed, 1e-9):,.0f} events/s)")
+    console.print(f"rebuilt {', '.join(p.name for p in chosen)} through position {reached} in "
+                  f"{elapsed:.1f}s ({reached / max(elapsed, 1e-9):,.0f} events/s) and swapped them in")
 
 
 @projections_app.command("parked")

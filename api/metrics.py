@@ -41,6 +41,15 @@ class OneCollector(Collector):
             lag.add_metric([row["name"]], row["lag"])
         yield position
         yield lag
+        rebuilt = GaugeMetricFamily("one_rebuild_position", "Position a running blue/green rebuild reached",
+                                    labels=["projection"])
+        target = GaugeMetricFamily("one_rebuild_target_position", "Log head when the rebuild started",
+                                   labels=["projection"])
+        for row in status["rebuilds"]:
+            rebuilt.add_metric([row["name"]], row["position"])
+            target.add_metric([row["name"]], row["target"])
+        yield rebuilt
+        yield target
         if "partitions" in status:
             consumer = GaugeMetricFamily("one_consumer_lag_records",
                                          "Records not yet committed by the workers",

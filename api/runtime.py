@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from infra.database import ConnectionInfo, resolve_database, stop_embedded_serve
 from infra.locks import BOOTSTRAP, advisory_lock
 from infra.migrations import migrate
 from infra.settings import Settings
+from projections.blue_green import rebuild_live, stale_projections
 from projections.queries import token_owners
 from projections.registry import PROJECTIONS
 from projections.store import ProjectionSet
@@ -80,9 +82,23 @@ class Runtime:
     """Tokens whose recorded contract the chain lacked when this process took the saga lead."""
     live: LiveLog = field(init=False)
     """The log's appends fanned out to `GET /v1/stream` clients (followed from the first one on)."""
+    rebuilding: threading.Thread | None = None
+    """The blue/green rebuild of read models whose projector version changed, if one runs."""
+    _stop_rebuild: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.live = LiveLog(self.event_log, self.db)
+
+    def rebuild_stale(self) -> None:
+        """Rebuild, blue/green and in the background, the read models whose projector declares
+        another version than they were built with (the others keep serving meanwhile)."""
+        with self.reads.connection() as conn:
+            if not stale_projections(conn, list(PROJECTIONS.values())):
+                return
+        self.rebuilding = threading.Thread(
+            target=rebuild_live, args=(self.db, self.event_log, list(PROJECTIONS.values())),
+            kwargs={"stop": self._stop_rebuild, "only_stale": True}, name="one-rebuild", daemon=True)
+        self.rebuilding.start()
 
     @classmethod
     def start(cls, settings: Settings, db: ConnectionInfo | None = None) -> Runtime:
@@ -108,6 +124,7 @@ class Runtime:
         runtime = cls(settings, db, event_log, bus, runner, reads, embedder_cache(settings),
                       KeyRing(event_log, db).start(), privy, owns_database=embedded)
         runtime.bootstrap()
+        runtime.rebuild_stale()
         if runner is not None:
             runner.start()
         if settings.run_knowledge and not settings.distributed:
@@ -189,6 +206,9 @@ class Runtime:
         """Stop the sagas (at a step boundary), the runners, the key ring and the writer (after
         its queued commands), close the pools, and stop the embedded PostgreSQL it started."""
         self.live.close()
+        self._stop_rebuild.set()
+        if self.rebuilding is not None:
+            self.rebuilding.join(timeout=30)
         if self.sagas is not None:
             self.sagas.stop()
         if self.knowledge is not None:

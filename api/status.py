@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from api.runtime import Runtime
-from projections.queries import projection_status
+from projections.queries import projection_status, rebuild_progress
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +18,7 @@ def collect_status(rt: Runtime) -> dict[str, Any]:
     with rt.reads.connection() as conn:
         checkpoints = projection_status(conn, head)
         parked = conn.execute("SELECT count(*) FROM projection_errors WHERE status = 'open'").fetchone()
+        rebuilds = rebuild_progress(conn)
         marks = conn.execute(
             "SELECT partition, position FROM stream_watermarks WHERE topic = %s ORDER BY 1",
             (settings.kafka_topic,),
@@ -30,6 +31,7 @@ def collect_status(rt: Runtime) -> dict[str, Any]:
         "lag": max(head - projected, 0),
         "parked_events": int(parked[0]) if parked else 0,
         "items": checkpoints,
+        "rebuilds": rebuilds,
     }
     if rt.knowledge is not None or settings.distributed:
         knowledge = rt.knowledge_projected()

@@ -19,6 +19,8 @@ KNOWLEDGE_INDEXES = 0x0_0E_00_04
 """Held (per transaction) while knowledge indexes are created or swapped."""
 BOOTSTRAP = 0x0_0E_00_05
 """Held while a process creates the default organization, the system person and the owner key."""
+REBUILD = 0x0_0E_00_06
+"""Held for the whole of a blue/green rebuild: one at a time."""
 
 
 @contextmanager

@@ -252,6 +252,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             ADD COLUMN resolved_at timestamptz;
         CREATE INDEX projection_errors_open_idx ON projection_errors (position) WHERE status = 'open';
     """),
+    Migration(10, "blue/green rebuilds: the version each read model was built with, and rebuild progress", """
+        ALTER TABLE projection_checkpoints ADD COLUMN version int NOT NULL DEFAULT 1;
+        CREATE TABLE projection_rebuilds (
+            name text PRIMARY KEY,
+            position bigint NOT NULL,
+            target bigint NOT NULL,
+            rate double precision NOT NULL,
+            started_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL
+        );
+    """),
 )
 
 

@@ -60,6 +60,8 @@ class Projection:
     tables: tuple[str, ...]
     handles: frozenset[str]
     project: Projector
+    version: int = 1
+    """Raised when the projector's output changes: the read model is then rebuilt (blue/green)."""
 
     def apply(self, envelope: Envelope) -> Sequence[Change]:
         """Changes for this envelope, or none if the projection ignores its type."""

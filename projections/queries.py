@@ -248,6 +248,16 @@ def projection_status(conn: Conn, head: int) -> list[Row]:
     return rows
 
 
+def rebuild_progress(conn: Conn) -> list[Row]:
+    """Blue/green rebuilds under way: position reached, target, events/s and seconds to go."""
+    rows = _rows(conn, "SELECT name, position, target, rate, started_at, updated_at FROM projection_rebuilds"
+                       " ORDER BY name")
+    for row in rows:
+        remaining = max(row["target"] - row["position"], 0)
+        row["eta_s"] = round(remaining / row["rate"], 1) if row["rate"] else None
+    return rows
+
+
 def token_owners(conn: Conn, org_id: str, token_id: str) -> dict[str, float]:
     """Owners of a token (live `owns` edges of its organization) and their revenueShare (1.0
     when unspecified)."""

@@ -25,7 +25,11 @@ def rebuild(event_log: EventLog, db: ConnectionInfo, projections: Sequence[Proje
         for projection in projections:
             reset_projection(conn, projection)
         writer = ProjectionSet(tuple(projections))
-        return catch_up(conn, event_log, writer, Checkpoints(dict.fromkeys(writer.names, 0)))
+        read = catch_up(conn, event_log, writer, Checkpoints(dict.fromkeys(writer.names, 0)))
+        with conn.cursor() as cur:
+            cur.executemany("UPDATE projection_checkpoints SET version = %s WHERE name = %s",
+                            [(p.version, p.name) for p in projections])
+        return read
 
 
 def rebuild_via_topic(
