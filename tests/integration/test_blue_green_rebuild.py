@@ -1,5 +1,6 @@
-"""Blue/green rebuilds: `one projections rebuild` runs while `one serve`'s API and projection
-runner keep serving a steady load of commands and queries; no query fails, progress shows in
+"""Blue/green rebuilds: `one projections rebuild` runs while the API and the projection runner (or,
+in distributed mode, the relay and the Faust workers) keep serving a steady load of commands and
+queries; no query fails, progress shows in
 `/v1/projections`, the swapped-in tables keep their index names, and they equal a cold rebuild.
 A projector whose declared version changed is rebuilt the same way, once."""
 
@@ -24,7 +25,8 @@ from infra.database import ConnectionInfo
 from projections.blue_green import rebuild_live
 from projections.rebuild import rebuild, snapshot
 from projections.registry import PROJECTIONS
-from tests.conftest import database_url, served
+from tests.conftest import api_client, database_url
+from tests.deployments import Deployment
 
 ROOT = Path(__file__).resolve().parents[2]
 REBUILT = ("things", "tags", "connections")
@@ -98,11 +100,14 @@ class Load:
             self.reads, n = self.reads + 1, n + 1
 
 
-def test_rebuild_under_load_never_fails_a_query_and_equals_a_cold_rebuild(runtime: Runtime) -> None:
+
+
+def test_rebuild_under_load_never_fails_a_query_and_equals_a_cold_rebuild(deployment: Deployment) -> None:
+    runtime = deployment.runtime
     ids = seed(runtime, 6000)
     indexes = index_names(runtime.db)
     env = {**os.environ, "DATABASE_URL": database_url(runtime.db), "COLUMNS": "200"}
-    with served(runtime, timeout=60) as http, Load(http, ids) as load:
+    with api_client(deployment.url, timeout=60) as http, Load(http, ids) as load:
         done = subprocess.run([sys.executable, "-m", "api.cli", "projections", "rebuild", *REBUILT],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
         writes_during = load.writes
@@ -113,9 +118,13 @@ def test_rebuild_under_load_never_fails_a_query_and_equals_a_cold_rebuild(runtim
     assert {"name", "position", "target", "rate", "eta_s"} <= set(load.rebuilds_seen[0])
     assert index_names(runtime.db) == indexes
 
-    runtime.wait_for_sync(runtime.head(), timeout=60)
-    assert runtime.runner is not None
-    runtime.runner.stop()
+    if deployment.cluster is not None:  # the workers applied everything, then stop applying
+        deployment.cluster.converge()
+        deployment.cluster.stop_workers()
+    else:
+        runtime.wait_for_sync(runtime.head(), timeout=60)
+        assert runtime.runner is not None
+        runtime.runner.stop()
     chosen = [PROJECTIONS[n] for n in REBUILT]
     after_swap = snapshot(runtime.db, chosen)
     rebuild(runtime.event_log, runtime.db, chosen)

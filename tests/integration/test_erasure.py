@@ -7,20 +7,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from eventlog.store import open_event_log
-from infra.database import ConnectionInfo
 from projections.rebuild import rebuild
 from projections.registry import PROJECTIONS
 from tests.cluster import Cluster
 from tests.conftest import OWNER, database_url
 from tests.database_search import occurrences
-from tests.deployments import MODES, Deployment, deployed
+from tests.deployments import Deployment
 from tests.tenants import Tenant
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,11 +26,6 @@ NAME = "Zelda Quartermaine"
 CITY = "Xochimilcoville"
 
 
-@pytest.fixture(params=MODES)
-def deployment(request: pytest.FixtureRequest, fresh_db: ConnectionInfo,
-               tmp_path: Path) -> Iterator[Deployment]:
-    with deployed(request.param, fresh_db, request, tmp_path) as running:
-        yield running
 
 
 def projected_everywhere(deployment: Deployment) -> None:

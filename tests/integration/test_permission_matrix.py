@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,9 +23,8 @@ import pytest
 from api.permissions_doc import DOC, parse_matrix, render_matrix, updated
 from api.runtime import Runtime
 from domain.permissions import PUBLIC
-from infra.database import ConnectionInfo
 from tests.conftest import OWNER, bearer, log_head
-from tests.deployments import MODES, Deployment, deployed
+from tests.deployments import Deployment
 from tests.support.parking import parked_purchase, refuse_cursed_names
 from tests.tenants import Tenant, ok
 
@@ -234,11 +232,10 @@ def expected(cells: dict[str, str], caller: str, sample: Sample) -> str:
     return "403"
 
 
-@pytest.fixture(params=MODES)
-def deployment(request: pytest.FixtureRequest, fresh_db: ConnectionInfo,
-               tmp_path: Path) -> Iterator[Deployment]:
-    with deployed(request.param, fresh_db, request, tmp_path, knowledge=True) as running:
-        yield running
+@pytest.fixture
+def deployment(knowledge_deployment: Deployment) -> Deployment:
+    """Both modes, with the vector projection."""
+    return knowledge_deployment
 
 
 def _callers(world: World) -> dict[str, dict[str, str]]:

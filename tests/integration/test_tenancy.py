@@ -4,8 +4,6 @@ people with zero rows of the other, in both modes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -14,19 +12,17 @@ import pytest
 
 from commands import models as m
 from commands.handlers import Context
-from infra.database import ConnectionInfo
 from tests.conftest import OWNER
-from tests.deployments import MODES, Deployment, deployed
+from tests.deployments import Deployment
 from tests.tenants import Member, Tenant
 
 Json = dict[str, Any]
 
 
-@pytest.fixture(params=MODES)
-def deployment(request: pytest.FixtureRequest, fresh_db: ConnectionInfo,
-               tmp_path: Path) -> Iterator[Deployment]:
-    with deployed(request.param, fresh_db, request, tmp_path, knowledge=True) as running:
-        yield running
+@pytest.fixture
+def deployment(knowledge_deployment: Deployment) -> Deployment:
+    """Both modes, with the vector projection."""
+    return knowledge_deployment
 
 
 def populate(deployment: Deployment, tenant: Tenant, payment_usd: float, posts: int) -> set[str]:
