@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import psycopg
+from eventsourcing.application import AggregateNotFoundError
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
@@ -125,19 +126,23 @@ async def resolve_saga(saga_id: UUID, body: ResolveSaga, rt: RuntimeDep, request
 
 async def _operate(rt: Runtime, caller: Caller, saga_id: UUID,
                    action: Callable[[TokenPurchase], None]) -> JSONResponse:
-    """Run an operator's action on a saga of the caller's scope, as the platform's own advance."""
+    """Run an operator's action on a saga of the caller's scope, as the platform's own advance.
+    The saga is read from the log (its stream), not from the read model, which may lag."""
 
-    def version() -> int | None:
-        with rt.reads.connection() as conn:
-            row = conn.execute("SELECT org_id, version FROM sagas WHERE id = %s", (saga_id,)).fetchone()
+    def load() -> TokenPurchase | None:
+        try:
+            saga: object = rt.event_log.repository.get(saga_id)
+        except AggregateNotFoundError:
+            return None
         org = scope(caller)
-        return None if row is None or (org is not None and row[0] != org) else int(row[1])
+        if not isinstance(saga, TokenPurchase) or (org is not None and saga.org_id != org):
+            return None
+        return saga
 
-    seen = await asyncio.to_thread(version)
-    if seen is None:
+    saga = await asyncio.to_thread(load)
+    if saga is None:
         raise Problem(404, "not_found", f"saga {saga_id} not found", "saga_id")
-    stored = await asyncio.to_thread(lambda: int(rt.event_log.repository.get(saga_id).version))
-    result = await rt.bus.execute_async(operator_action(saga_id, stored, action), Context())
+    result = await rt.bus.execute_async(operator_action(saga_id, saga.version, action), Context())
     if rt.sagas is not None:
         rt.sagas.poke(saga_id)
     return JSONResponse({"id": str(saga_id), "version": result.body["version"],
