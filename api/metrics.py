@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -32,24 +33,12 @@ class OneCollector(Collector):
                                     value=status["knowledge"]["lag"])
         yield GaugeMetricFamily("one_parked_events", "Events no projection could apply",
                                 value=status["parked_events"])
-        position = GaugeMetricFamily("one_projection_position", "Checkpoint per projection",
-                                     labels=["projection"])
-        lag = GaugeMetricFamily("one_projection_lag_events", "Events behind the log head",
-                                labels=["projection"])
-        for row in status["items"]:
-            position.add_metric([row["name"]], row["position"])
-            lag.add_metric([row["name"]], row["lag"])
-        yield position
-        yield lag
-        rebuilt = GaugeMetricFamily("one_rebuild_position", "Position a running blue/green rebuild reached",
-                                    labels=["projection"])
-        target = GaugeMetricFamily("one_rebuild_target_position", "Log head when the rebuild started",
-                                   labels=["projection"])
-        for row in status["rebuilds"]:
-            rebuilt.add_metric([row["name"]], row["position"])
-            target.add_metric([row["name"]], row["target"])
-        yield rebuilt
-        yield target
+        yield from _per_projection(status["items"], [
+            ("one_projection_position", "Checkpoint per projection", "position"),
+            ("one_projection_lag_events", "Events behind the log head", "lag")])
+        yield from _per_projection(status["rebuilds"], [
+            ("one_rebuild_position", "Position a running blue/green rebuild reached", "position"),
+            ("one_rebuild_target_position", "Log head when the rebuild started", "target")])
         if "partitions" in status:
             consumer = GaugeMetricFamily("one_consumer_lag_records",
                                          "Records not yet committed by the workers",
@@ -62,6 +51,15 @@ class OneCollector(Collector):
         yield CounterMetricFamily("one_commands", "Commands committed", value=bus.commands)
         yield CounterMetricFamily("one_command_batches", "Group-commit transactions",
                                   value=bus.batches)
+
+
+def _per_projection(rows: list[dict[str, Any]], gauges: list[tuple[str, str, str]]) -> Iterator[Metric]:
+    """One gauge per (name, help, row key), labelled by projection."""
+    for name, documentation, key in gauges:
+        gauge = GaugeMetricFamily(name, documentation, labels=["projection"])
+        for row in rows:
+            gauge.add_metric([row["name"]], row[key])
+        yield gauge
 
 
 def render_metrics(runtime: Runtime) -> bytes:
