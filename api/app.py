@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from api import console
 from api.auth import PERMISSION_KEY, authenticate
+from api.correlation import CorrelationIds
 from api.limits import BodySizeLimit
 from api.metrics import render_metrics
 from api.openapi import document_api
@@ -79,6 +80,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         return Response(render_metrics(app.state.runtime), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(CorrelationIds)
     return app
 
 

@@ -131,6 +131,7 @@ def replay(
         list[str] | None, typer.Option("--type", help="Only these event types (repeatable).")
     ] = None,
     stream: Annotated[UUID | None, typer.Option(help="Only this stream's events.")] = None,
+    correlation_id: Annotated[str | None, typer.Option(help="Only what this request caused.")] = None,
     output_format: Annotated[str, typer.Option("--format", help="jsonl or parquet.")] = "jsonl",
     out: Annotated[Path | None, typer.Option(help="Write to this file (required for parquet).")] = None,
     data_dir: DataDir = None,
@@ -150,7 +151,8 @@ def replay(
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     chosen = LogFilter(after=max(from_position, 1) - 1, until=until, since=since,
-                       types=frozenset(types or ()), stream_id=None if stream is None else str(stream))
+                       types=frozenset(types or ()), stream_id=None if stream is None else str(stream),
+                       correlation_id=correlation_id)
     db = _database(data_dir)
     event_log = open_event_log(db)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Annotated, Any
@@ -50,6 +51,8 @@ async def command_context(
     return Context(
         actor_id=caller.actor_id, org_id=caller.org_id, role=caller.role,
         expected_version=parse_if_match(if_match), idempotency_key=idempotency_key,
+        correlation_id=getattr(request.state, "correlation_id", None),
+        causation_id=f"command:{uuid.uuid4()}",
     )
 
 

@@ -31,6 +31,7 @@ from psycopg.types.json import Jsonb
 from commands import deployments, identity, purchases  # noqa: F401  (register their handlers)
 from commands.handlers import HANDLERS, Context, Reply
 from commands.unit_of_work import Batch, Scope
+from domain.base import caused_by
 from domain.errors import DomainError, VersionConflict
 from eventlog.store import EventLog
 
@@ -163,7 +164,8 @@ class CommandBus:
         for item in runnable:
             scope = Scope(batch)
             try:
-                reply = HANDLERS[type(item.command)](item.command, item.ctx, scope)
+                with caused_by(item.ctx.correlation_id, item.ctx.causation_id):
+                    reply = HANDLERS[type(item.command)](item.command, item.ctx, scope)
             except DomainError as refusal:
                 item.future.set_exception(refusal)
                 continue

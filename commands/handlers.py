@@ -42,6 +42,10 @@ class Context:
     expected_version: int | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None
+    correlation_id: str | None = None
+    """The request or process the command belongs to; its events carry it."""
+    causation_id: str | None = None
+    """The command (or the event) its events are caused by."""
 
 
 @dataclass(frozen=True)

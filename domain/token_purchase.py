@@ -127,6 +127,7 @@ class TokenPurchase(OneAggregate):
         burned: bool
         refund_id: str | None
         attempts: int
+        correlation_id: str | None
         reason: str | None
 
     class Started(SagaEvent, OneAggregate.Created):
@@ -152,6 +153,7 @@ class TokenPurchase(OneAggregate):
             aggregate.mint_tx = aggregate.burn_tx = None
             aggregate.minted = aggregate.burned = False
             aggregate.attempts = 0
+            aggregate.correlation_id = getattr(self, "correlation_id", None)  # None before it existed
 
     class ContractFound(SagaEvent):
         """The token's contract was deployed: the purchase can be paid."""

@@ -18,7 +18,8 @@ import orjson
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import resolve_topic
 
-_ENVELOPE_KEYS = ("timestamp", "originator_topic", "class_version", "org_id", "actor_id")
+_ENVELOPE_KEYS = ("timestamp", "originator_topic", "class_version", "org_id", "actor_id", "correlation_id",
+                  "causation_id")
 _LONG_NUMBER = re.compile(rb"[0-9]{19}")
 """19 digits in a row: maybe an integer beyond 64 bits, which orjson would turn into a float."""
 
@@ -36,6 +37,10 @@ class Envelope:
     org_id: str
     actor_id: str
     data: dict[str, Any]
+    correlation_id: str | None = None
+    """The request or process the event belongs to (None before events carried it)."""
+    causation_id: str | None = None
+    """The command or event that caused it."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping."""
@@ -85,6 +90,8 @@ def decode_notification(notification: Notification) -> Envelope:
         org_id=str(state.get("org_id", "")),
         actor_id=str(state.get("actor_id", "")),
         data={k: v for k, v in state.items() if k not in _ENVELOPE_KEYS},
+        correlation_id=state.get("correlation_id"),
+        causation_id=state.get("causation_id"),
     )
 
 

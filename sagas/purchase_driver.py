@@ -265,7 +265,10 @@ class PurchaseDriver:
         return _park(f"gave up at {saga.step}: {error}")
 
     def _apply(self, saga: TokenPurchase, decision: Decision) -> None:
-        self.bus.execute(AdvancePurchase(saga.id, saga.version, decision), Context())
+        """Advance the saga: its events belong to the purchase's request and are caused by the
+        saga's last event (`<saga id>@<version>`)."""
+        cause = Context(correlation_id=saga.correlation_id, causation_id=f"{saga.id}@{saga.version}")
+        self.bus.execute(AdvancePurchase(saga.id, saga.version, decision), cause)
 
 
 def _declined(payment_id: str | None, code: str | None) -> Decision:

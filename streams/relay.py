@@ -98,6 +98,13 @@ def murmur2(data: bytes) -> int:
     return h ^ (h >> 15)
 
 
+def trace_headers(envelope: Envelope) -> list[tuple[str, bytes]]:
+    """The envelope's correlation and causation as Kafka headers (for tools that route or trace
+    without parsing the value)."""
+    return [(name, value.encode()) for name, value in (("correlation_id", envelope.correlation_id),
+                                                        ("causation_id", envelope.causation_id)) if value]
+
+
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition kafka-python's (and Java's) default partitioner picks for `key`."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
@@ -164,7 +171,8 @@ class Relay:
         partitions = len(producer.partitions_for(topic))
         for envelope in chunk:
             key, value = encode(envelope)
-            producer.send(topic, key=key, value=value, partition=partition_of(key, partitions))
+            producer.send(topic, key=key, value=value, partition=partition_of(key, partitions),
+                          headers=trace_headers(envelope))
         last = chunk[-1].position
         mark = watermark(last)
         for partition in range(self.target.partitions):

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class LogFilter:
     """Which envelopes a replay yields: positions in (after, until], occurred at or after
-    `since`, of the given types (all if empty), of one stream and of one organization (all if None)."""
+    `since`, of the given types (all if empty), of one stream, one organization and one
+    correlation (all if None)."""
 
     after: int = 0
     until: int | None = None
@@ -28,11 +29,13 @@ class LogFilter:
     types: frozenset[str] = frozenset()
     stream_id: str | None = None
     org_id: str | None = None
+    correlation_id: str | None = None
 
     def admits(self, envelope: Envelope) -> bool:
         """Whether the envelope passes every filter but the position range."""
         return ((not self.types or envelope.type in self.types)
                 and (self.stream_id is None or envelope.stream_id == self.stream_id)
+                and (self.correlation_id is None or envelope.correlation_id == self.correlation_id)
                 and (self.org_id is None or envelope.org_id == self.org_id)
                 and (self.since is None or datetime.fromisoformat(envelope.occurred_at) >= self.since))
 
@@ -77,7 +80,8 @@ def write_parquet(envelopes: Iterable[Envelope], path: Path, rows_per_group: int
         ("position", pa.int64()), ("stream_id", pa.string()), ("version", pa.int64()),
         ("type", pa.string()), ("schema_version", pa.int32()),
         ("occurred_at", pa.timestamp("us", tz="UTC")), ("org_id", pa.string()),
-        ("actor_id", pa.string()), ("data", pa.string()),
+        ("actor_id", pa.string()), ("data", pa.string()), ("correlation_id", pa.string()),
+        ("causation_id", pa.string()),
     ])
     path.parent.mkdir(parents=True, exist_ok=True)
     written = 0
@@ -105,5 +109,6 @@ def _table(batch: list[Envelope], schema: pa.Schema) -> pa.Table:
         "occurred_at": [datetime.fromisoformat(e.occurred_at) for e in batch],
         "org_id": [e.org_id for e in batch], "actor_id": [e.actor_id for e in batch],
         "data": [dump_json(e.data).decode() for e in batch],
+        "correlation_id": [e.correlation_id for e in batch], "causation_id": [e.causation_id for e in batch],
     }
     return pa.Table.from_pydict(columns, schema=schema)

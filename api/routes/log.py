@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from api.auth import Authenticated, caller_of, permission
+from api.correlation import VALID
 from api.deps import MAX_POSITION, CleanQuery, RuntimeDep
 from api.query_filters import LogEventTypeFilter
 from api.routes.operations import scope
@@ -33,13 +34,15 @@ def read_log(
     rt: RuntimeDep, request: Request, after: Position = 0, until: Position | None = None,
     since: datetime | None = None, type: Annotated[list[LogEventTypeFilter] | None, Query()] = None,
     stream_id: UUID | None = None, limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
+    correlation_id: Annotated[str | None, Query(pattern=VALID.pattern,
+                                                description="everything one request caused")] = None,
 ) -> StreamingResponse:
     """Envelopes after position `after` through `until`, occurred at or after `since`, of the
-    given types (repeatable) and stream, at most `limit`; resume with `after` = the last position
-    read."""
+    given types (repeatable), stream and correlation, at most `limit`; resume with `after` = the
+    last position read."""
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     chosen = LogFilter(after=after, until=until, since=since, types=frozenset(type or ()),
                        stream_id=None if stream_id is None else str(stream_id),
-                       org_id=scope(caller_of(request)))
+                       org_id=scope(caller_of(request)), correlation_id=correlation_id)
     return StreamingResponse(json_lines(replay(rt.event_log, chosen, limit)), media_type=NDJSON)

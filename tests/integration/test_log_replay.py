@@ -72,6 +72,16 @@ def test_the_log_as_ndjson_scoped_filtered_and_resumable(runtime: Runtime, http:
         assert resp.status_code == 422 and resp.headers["content-type"] == "application/problem+json"
     assert http.get("/v1/log", headers=a.customer.headers).status_code == 403
 
+    tagged = http.post("/v1/things", json={"type": "course", "name": "traced"},
+                       headers={**a.owner.headers, "X-Correlation-Id": "req-42"})
+    assert tagged.headers["X-Correlation-Id"] == "req-42"
+    (traced,) = log_lines(http, a.owner.headers, correlation_id="req-42")
+    assert (traced["stream_id"], traced["causation_id"][:8]) == (tagged.json()["id"], "command:")
+    assert len(http.get("/healthz").headers["X-Correlation-Id"]) == 32  # one made up when none is sent
+    refused = http.post("/v1/things", json={"type": "course", "name": "x"},
+                        headers={**a.owner.headers, "X-Correlation-Id": "no spaces allowed"})
+    assert (refused.status_code, refused.json()["field"]) == (422, "X-Correlation-Id")
+
 
 def test_replay_to_parquet_reads_back_equal_to_the_log(runtime: Runtime, tmp_path: Path) -> None:
     creator = runtime.bus.execute(m.CreateThing(type="creator", name="Ann ✨", properties={

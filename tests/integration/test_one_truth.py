@@ -59,11 +59,13 @@ def serve(servers: list[OneServe], tmp_path: Path, env: dict[str, str]) -> OneSe
     return server
 
 
-def buy(http: httpx.Client, buyer: str, token: str, amount: int) -> str:
+def buy(http: httpx.Client, buyer: str, token: str, amount: int, correlation: str | None = None) -> str:
     """Start a purchase (accepted at once, even while the token's contract is being deployed)."""
     started = http.post("/v1/token-purchases", json={
-        "buyer_id": buyer, "token_id": token, "amount": amount, "payment_method": "pm_card_visa"})
+        "buyer_id": buyer, "token_id": token, "amount": amount, "payment_method": "pm_card_visa"},
+        headers={"X-Correlation-Id": correlation} if correlation else {})
     assert started.status_code == 202, started.text
+    assert started.headers["X-Correlation-Id"] == (correlation or started.headers["X-Correlation-Id"])
     return str(started.json()["id"])
 
 
@@ -117,8 +119,10 @@ def test_chain_survives_restarts(tmp_path: Path, servers: list[OneServe], serve_
     server = serve(servers, tmp_path, serve_env)
     with api_client(server.url) as http:
         custodial, own_wallet, token = set_up_token(http)
-        first = [buy(http, custodial, token, 5), buy(http, own_wallet, token, 3)]  # before deployment
+        # both before the token's deployment
+        first = [buy(http, custodial, token, 5, "order-5"), buy(http, own_wallet, token, 3)]
         completed(http, first)
+        assert_caused_by_one_request(http, "order-5", first[0])
     server.process.stop()
     server.start()  # a new in-process chain: the leader rebuilds it from the log
     with api_client(server.url) as http:
@@ -137,6 +141,21 @@ def test_chain_survives_restarts(tmp_path: Path, servers: list[OneServe], serve_
             assert after.agrees
     finally:
         event_log.close()
+
+
+def assert_caused_by_one_request(http: httpx.Client, correlation: str, saga: str) -> None:
+    """Everything the purchase's request caused carries its correlation id: the saga's events, each
+    caused by the saga's version before it (the step that woke it), and what the saga recorded."""
+    answer = http.get("/v1/log", params={"correlation_id": correlation})
+    caused = [json.loads(line) for line in answer.text.splitlines()]
+    steps = [e for e in caused if e["stream_id"] == saga]
+    assert steps[0]["type"] == "token_purchase.started" and steps[0]["causation_id"].startswith("command:")
+    assert steps[-1]["type"] == "token_purchase.completed"
+    for step in steps[1:]:
+        woke_by = step["causation_id"].split("@")
+        assert woke_by[0] == saga and int(woke_by[1]) < step["version"], step
+    assert {e["type"] for e in caused if e["stream_id"] != saga} >= {"activity.recorded"}
+    assert all(e["correlation_id"] == correlation for e in caused)
 
 
 def test_two_processes_one_truth(tmp_path: Path, servers: list[OneServe], serve_env: dict[str, str],

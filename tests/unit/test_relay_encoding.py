@@ -15,9 +15,10 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 from kafka.partitioner.default import murmur2 as kafka_murmur2
 
+from domain.base import caused_by
 from domain.things import Thing
 from eventlog.envelope import Envelope, decode_notification, dump_json
-from streams.relay import encode, murmur2, partition_of
+from streams.relay import encode, murmur2, partition_of, trace_headers
 
 ORG, ACTOR = str(uuid.uuid4()), str(uuid.uuid4())
 PROPERTIES: list[dict[str, Any]] = [
@@ -66,3 +67,20 @@ def test_partition_of_maps_keys_like_kafka_pythons_default_partitioner() -> None
         assert murmur2(key) == kafka_murmur2(key)
         for partitions in (1, 3, 8, 12):
             assert partition_of(key, partitions) == (kafka_murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def test_events_carry_their_cause_into_the_envelope_and_the_kafka_headers() -> None:
+    app: Application[UUID] = Application()
+    with caused_by("order-7", "command:1"):
+        thing = Thing.create(id=uuid.uuid4(), org_id=ORG, actor_id=ACTOR, type="course", name="x")
+        thing.update(ACTOR, "y", None)
+    app.save(thing)
+    envelopes = [decode_notification(n) for n in app.recorder.select_notifications(start=1, limit=5)]
+    assert len(envelopes) == 2
+    assert {(e.correlation_id, e.causation_id) for e in envelopes} == {("order-7", "command:1")}
+    assert "correlation_id" not in envelopes[0].data
+    assert trace_headers(envelopes[0]) == [("correlation_id", b"order-7"), ("causation_id", b"command:1")]
+    outside = Thing.create(id=uuid.uuid4(), org_id=ORG, actor_id=ACTOR, type="course", name="z")
+    app.save(outside)
+    (later,) = [decode_notification(n) for n in app.recorder.select_notifications(start=3, limit=1)]
+    assert (later.correlation_id, later.causation_id) == (None, None) and trace_headers(later) == []
