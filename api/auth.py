@@ -65,6 +65,12 @@ class Caller:
         """The caller may see only what is theirs (e.g. a customer's own activity)."""
         return self.reach is Reach.SELF
 
+    @property
+    def org_scope(self) -> str | None:
+        """The organization whose data an organization-wide read or operation covers (None: every
+        organization, for a reach of `any`)."""
+        return None if self.reach is Reach.ANY else self.org_id
+
 
 def _acting_org(rt: Runtime, principal: Principal, header: str) -> str:
     try:

@@ -15,7 +15,6 @@ from api.auth import Authenticated, Caller, caller_of, permission
 from api.deps import CleanQuery, ReadDep
 from api.problems import Problem
 from api.runtime import Runtime
-from domain.permissions import Reach
 from eventlog.envelope import Envelope
 from eventlog.history import history, state_at, version_at
 from projections.queries import Conn
@@ -33,8 +32,7 @@ KINDS = {"thing": "thing.created", "connection": "connection.created", "organiza
 def owned_stream(conn: Conn, caller: Caller, stream_id: UUID, kind: str) -> Envelope:
     """The stream's first event, if it is a `kind` the caller may read; else 404."""
     first = history(conn, str(stream_id), limit=1)
-    visible = first and first[0].type == KINDS[kind] and (
-        caller.reach is Reach.ANY or first[0].org_id == caller.org_id)
+    visible = first and first[0].type == KINDS[kind] and caller.org_scope in (None, first[0].org_id)
     if not visible:
         raise Problem(404, "not_found", f"{kind} {stream_id} not found", "id")
     return first[0]

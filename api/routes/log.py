@@ -16,7 +16,6 @@ from api.auth import Authenticated, caller_of, permission
 from api.correlation import VALID
 from api.deps import MAX_POSITION, CleanQuery, RuntimeDep
 from api.query_filters import LogEventTypeFilter
-from api.routes.operations import scope
 from streams.replay import LogFilter, json_lines, replay
 
 router = APIRouter(prefix="/v1", tags=["log"], dependencies=[Authenticated, CleanQuery])
@@ -44,5 +43,5 @@ def read_log(
         since = since.replace(tzinfo=UTC)
     chosen = LogFilter(after=after, until=until, since=since, types=frozenset(type or ()),
                        stream_id=None if stream_id is None else str(stream_id),
-                       org_id=scope(caller_of(request)), correlation_id=correlation_id)
+                       org_id=caller_of(request).org_scope, correlation_id=correlation_id)
     return StreamingResponse(json_lines(replay(rt.event_log, chosen, limit)), media_type=NDJSON)

@@ -25,7 +25,6 @@ from api.runtime import Runtime
 from commands.handlers import Context
 from commands.models import StrictModel
 from commands.purchases import operator_action
-from domain.permissions import Reach
 from domain.token_purchase import TokenPurchase
 from projections import queries as q
 from projections.parked import retry_parked, skip_parked
@@ -55,18 +54,13 @@ class ResolveSaga(StrictModel):
     note: str = Field(min_length=1, max_length=2000, pattern=r"\S")
 
 
-def scope(caller: Caller) -> str | None:
-    """The organization whose parked events the caller handles (None: every organization)."""
-    return None if caller.reach is Reach.ANY else caller.org_id
-
-
 @router.get("/parked", openapi_extra=permission("operations.read"), dependencies=[Consistent])
 def list_parked(conn: ReadDep, request: Request, status: ParkedStatusFilter = "open",
                 projection: ProjectionFilter | None = None, limit: Limit = 50,
                 cursor: Cursor = None) -> JSONResponse:
     """Parked events newest first (by default the open ones): position, stream, the projections
     that parked it, the error, status (open / retried / skipped), attempts and the operator's note."""
-    page = q.list_parked(conn, scope(caller_of(request)), None if status == "all" else status,
+    page = q.list_parked(conn, caller_of(request).org_scope, None if status == "all" else status,
                          projection, limit, cursor)
     return JSONResponse(page)
 
@@ -79,7 +73,7 @@ async def retry(body: RetryParked, rt: RuntimeDep, request: Request) -> JSONResp
 
     def run() -> list[dict[str, Any]]:
         with psycopg.connect(rt.db.conninfo, autocommit=True) as conn:
-            outcomes = retry_parked(conn, caller.actor_id, scope(caller),
+            outcomes = retry_parked(conn, caller.actor_id, caller.org_scope,
                                     body.projection, body.position)
         return [outcome.as_json() for outcome in outcomes]
 
@@ -95,7 +89,7 @@ async def skip(position: Annotated[int, Path(ge=1, le=MAX_POSITION)], body: Skip
 
     def run() -> int:
         with psycopg.connect(rt.db.conninfo, autocommit=True) as conn:
-            return skip_parked(conn, position, body.note, caller.actor_id, scope(caller))
+            return skip_parked(conn, position, body.note, caller.actor_id, caller.org_scope)
 
     if not await asyncio.to_thread(run):
         raise Problem(404, "not_found", f"no open parked event at position {position}", "position")
@@ -107,7 +101,7 @@ async def skip(position: Annotated[int, Path(ge=1, le=MAX_POSITION)], body: Skip
 def list_sagas(conn: ReadDep, request: Request, status: SagaStatusFilter | None = None,
                limit: Limit = 50) -> JSONResponse:
     """Sagas most recently updated first, by status (e.g. `parked`)."""
-    return JSONResponse({"items": q.list_sagas(conn, status, limit, scope(caller_of(request)))})
+    return JSONResponse({"items": q.list_sagas(conn, status, limit, caller_of(request).org_scope)})
 
 
 @sagas.post("/{saga_id}/retry", openapi_extra=permission("operations.manage"))
@@ -134,7 +128,7 @@ async def _operate(rt: Runtime, caller: Caller, saga_id: UUID,
             saga: object = rt.event_log.repository.get(saga_id)
         except AggregateNotFoundError:
             return None
-        org = scope(caller)
+        org = caller.org_scope
         if not isinstance(saga, TokenPurchase) or (org is not None and saga.org_id != org):
             return None
         return saga

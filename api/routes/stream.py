@@ -20,7 +20,6 @@ from fastapi.responses import StreamingResponse
 from api.auth import Authenticated, caller_of, permission
 from api.deps import MAX_POSITION, POSITION_PATTERN, CleanQuery, RuntimeDep
 from api.query_filters import LogEventTypeFilter, ThingTypeFilter
-from api.routes.operations import scope
 from api.runtime import Runtime
 from eventlog.envelope import Envelope, dump_json
 from streams.live import Overflowed, catch_up_then_follow
@@ -48,7 +47,7 @@ async def stream(
     """Envelopes as they are appended (after `Last-Event-ID` or `after` first, if given), until
     the client leaves or `limit` events were sent."""
     start = max(int(last_event_id or 0), after or 0) if last_event_id or after is not None else rt.head()
-    chosen = LogFilter(types=frozenset(type or ()), org_id=scope(caller_of(request)),
+    chosen = LogFilter(types=frozenset(type or ()), org_id=caller_of(request).org_scope,
                        stream_id=None if stream_id is None else str(stream_id))
     events = catch_up_then_follow(rt.live, start, chosen.admits, heartbeat)
     if thing_type is not None:
