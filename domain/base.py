@@ -9,14 +9,17 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from eventsourcing.domain import Aggregate
 
-_CAUSE: ContextVar[tuple[str | None, str | None]] = ContextVar("one_cause", default=(None, None))
+_CAUSE: ContextVar[tuple[str | None, str | None, str | None]] = ContextVar(
+    "one_cause", default=(None, None, None))
 
 
 @contextmanager
-def caused_by(correlation_id: str | None, causation_id: str | None) -> Iterator[None]:
+def caused_by(correlation_id: str | None, causation_id: str | None,
+              traceparent: str | None = None) -> Iterator[None]:
     """Every event triggered inside carries this correlation id (the request or process it belongs
-    to) and causation id (the command or event that caused it)."""
-    token = _CAUSE.set((correlation_id, causation_id))
+    to), causation id (the command or event that caused it) and, when traced, the W3C
+    `traceparent` of the span that made it."""
+    token = _CAUSE.set((correlation_id, causation_id, traceparent))
     try:
         yield
     finally:
@@ -24,9 +27,10 @@ def caused_by(correlation_id: str | None, causation_id: str | None) -> Iterator[
 
 
 def _with_cause(kwargs: dict[str, Any]) -> dict[str, Any]:
-    correlation_id, causation_id = _CAUSE.get()
+    correlation_id, causation_id, traceparent = _CAUSE.get()
     kwargs.setdefault("correlation_id", correlation_id)
     kwargs.setdefault("causation_id", causation_id)
+    kwargs.setdefault("traceparent", traceparent)
     return kwargs
 
 
@@ -46,6 +50,7 @@ class OneAggregate(Aggregate):
         actor_id: str
         correlation_id: str | None
         causation_id: str | None
+        traceparent: str | None
 
     class Created(Event, Aggregate.Created):
         """Creation events start a stream."""

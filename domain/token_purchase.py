@@ -79,6 +79,7 @@ class SagaEvent(OneAggregate.Event):
 
     def apply(self, aggregate: Any) -> None:
         self.record(aggregate)
+        aggregate.traceparent = getattr(self, "traceparent", None)  # the next step continues its trace
         if self.status is not None and self.step is not None:
             aggregate.status, aggregate.step = self.status, self.step
         else:
@@ -128,6 +129,7 @@ class TokenPurchase(OneAggregate):
         refund_id: str | None
         attempts: int
         correlation_id: str | None
+        traceparent: str | None
         reason: str | None
 
     class Started(SagaEvent, OneAggregate.Created):

@@ -19,7 +19,7 @@ from eventsourcing.persistence import Notification
 from eventsourcing.utils import resolve_topic
 
 _ENVELOPE_KEYS = ("timestamp", "originator_topic", "class_version", "org_id", "actor_id", "correlation_id",
-                  "causation_id")
+                  "causation_id", "traceparent")
 _LONG_NUMBER = re.compile(rb"[0-9]{19}")
 """19 digits in a row: maybe an integer beyond 64 bits, which orjson would turn into a float."""
 
@@ -41,6 +41,8 @@ class Envelope:
     """The request or process the event belongs to (None before events carried it)."""
     causation_id: str | None = None
     """The command or event that caused it."""
+    traceparent: str | None = None
+    """The W3C trace context of the span that made it (when tracing is on)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping."""
@@ -92,6 +94,7 @@ def decode_notification(notification: Notification) -> Envelope:
         data={k: v for k, v in state.items() if k not in _ENVELOPE_KEYS},
         correlation_id=state.get("correlation_id"),
         causation_id=state.get("causation_id"),
+        traceparent=state.get("traceparent"),
     )
 
 

@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 from eventlog.envelope import Envelope
 from eventlog.reader import read_to_end
 from eventlog.store import EventLog
+from infra import tracing
 from projections.base import Rejected, Writer
 from projections.positions import Checkpoints
 
@@ -100,6 +101,10 @@ def _apply(conn: psycopg.Connection[object], writer: Writer, envelopes: Sequence
             park(conn, each.envelope.to_dict(), each.error, writer.names)
         positions.save(conn, through)
     positions.saved(through)
+    if tracing.enabled():
+        for envelope in envelopes:
+            tracing.mark(f"project {envelope.type}", envelope.traceparent, position=envelope.position,
+                         projections=",".join(writer.names))
     return rejected
 
 

@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from commands.bus import CommandBus
@@ -33,6 +33,8 @@ from domain.errors import DomainError
 from domain.things import Thing
 from domain.token_purchase import TOKEN_DECIMALS, TokenPurchase, revenue_split
 from eventlog.store import EventLog
+from infra import tracing
+from infra.tracing import Traced
 from providers.chain import ChainError, ChainUnavailable, SignedTx, StaleNonce, TokenLedger, TxReceipt
 from providers.payments import PaymentError, PaymentGateway, PaymentUnavailable
 from sagas.signing import Signer
@@ -74,18 +76,26 @@ class PurchaseDriver:
     ) -> None:
         self.bus = bus
         self.event_log = event_log
-        self.payments = payments
-        self.ledger = ledger
+        self.payments = cast(PaymentGateway, Traced(payments, "payments"))  # each call a span
+        self.ledger = cast(TokenLedger, Traced(ledger, "chain"))
         self.owners_of = owners_of
         self.policy = policy or DriverPolicy()
         self.clock = clock
         self.signer = signer or Signer(ledger)
 
     def advance(self, saga_id: UUID) -> str:
-        """Run the saga's current step once; return the saga's status afterwards."""
+        """Run the saga's current step once; return the saga's status afterwards. The step is a
+        span under the trace of the saga's last event (the one that woke it)."""
         saga: TokenPurchase = self.event_log.repository.get(saga_id)
         if not saga.active:
             return saga.status
+        with tracing.tracer().start_as_current_span(
+                f"saga {saga.step}", context=tracing.context_from(saga.traceparent),
+                attributes={"saga_id": str(saga_id), "version": saga.version}):
+            return self._advance(saga)
+
+    def _advance(self, saga: TokenPurchase) -> str:
+        saga_id = saga.id
         step = {"contract": self._contract, "charge": self._charge, "mint": self._mint,
                 "record": self._record, "burn": self._burn, "refund": self._refund}[saga.step]
         try:

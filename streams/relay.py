@@ -27,6 +27,7 @@ from kafka.errors import TopicAlreadyExistsError
 from eventlog.envelope import Envelope, dump_json
 from eventlog.reader import follow, read_to_end
 from eventlog.store import EventLog
+from infra import tracing
 from infra.database import ConnectionInfo
 
 log = logging.getLogger(__name__)
@@ -99,10 +100,11 @@ def murmur2(data: bytes) -> int:
 
 
 def trace_headers(envelope: Envelope) -> list[tuple[str, bytes]]:
-    """The envelope's correlation and causation as Kafka headers (for tools that route or trace
-    without parsing the value)."""
+    """The envelope's correlation, causation and trace context as Kafka headers (for tools that
+    route or trace without parsing the value)."""
     return [(name, value.encode()) for name, value in (("correlation_id", envelope.correlation_id),
-                                                        ("causation_id", envelope.causation_id)) if value]
+                                                        ("causation_id", envelope.causation_id),
+                                                        ("traceparent", envelope.traceparent)) if value]
 
 
 def partition_of(key: bytes, partitions: int) -> int:
@@ -178,6 +180,9 @@ class Relay:
         for partition in range(self.target.partitions):
             producer.send(topic, key=WATERMARK_KEY, value=mark, partition=partition)
         producer.flush()
+        if tracing.enabled():
+            for envelope in chunk:
+                tracing.mark(f"relay {envelope.type}", envelope.traceparent, position=envelope.position)
         conn.execute(
             "INSERT INTO projection_checkpoints (name, position) VALUES (%s, %s)"
             " ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = now()",

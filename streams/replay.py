@@ -81,7 +81,7 @@ def write_parquet(envelopes: Iterable[Envelope], path: Path, rows_per_group: int
         ("type", pa.string()), ("schema_version", pa.int32()),
         ("occurred_at", pa.timestamp("us", tz="UTC")), ("org_id", pa.string()),
         ("actor_id", pa.string()), ("data", pa.string()), ("correlation_id", pa.string()),
-        ("causation_id", pa.string()),
+        ("causation_id", pa.string()), ("traceparent", pa.string()),
     ])
     path.parent.mkdir(parents=True, exist_ok=True)
     written = 0
@@ -110,5 +110,6 @@ def _table(batch: list[Envelope], schema: pa.Schema) -> pa.Table:
         "org_id": [e.org_id for e in batch], "actor_id": [e.actor_id for e in batch],
         "data": [dump_json(e.data).decode() for e in batch],
         "correlation_id": [e.correlation_id for e in batch], "causation_id": [e.causation_id for e in batch],
+        "traceparent": [e.traceparent for e in batch],
     }
     return pa.Table.from_pydict(columns, schema=schema)

@@ -36,7 +36,7 @@ def test_replay_writes_envelopes_as_json_lines(runtime: Runtime) -> None:
     assert [e["type"] for e in envelopes] == ["thing.created", "thing.updated"]
     assert set(envelopes[0]) == {"position", "stream_id", "version", "type", "schema_version",
                                  "occurred_at", "org_id", "actor_id", "data", "correlation_id",
-                                 "causation_id"}
+                                 "causation_id", "traceparent"}
     assert envelopes[1]["data"]["name"] == "Anne" and envelopes[1]["version"] == 2
     later = _one(runtime, "replay", "--from-position", str(envelopes[1]["position"])).splitlines()
     assert [json.loads(line)["position"] for line in later] == [envelopes[1]["position"]]
