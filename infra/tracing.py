@@ -56,6 +56,8 @@ def configure_tracing(service: str) -> None:
 
 def current_traceparent() -> str | None:
     """The W3C `traceparent` of the current span (None when nothing is traced)."""
+    if not enabled():
+        return None
     carrier: dict[str, str] = {}
     inject(carrier)
     return carrier.get("traceparent")
