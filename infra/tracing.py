@@ -13,12 +13,13 @@ the SDK's in-memory exporter). Without either, every span is a no-op.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.propagate import extract, inject
-from opentelemetry.trace import NoOpTracerProvider, Tracer, TracerProvider
+from opentelemetry.trace import Link, NoOpTracerProvider, Tracer, TracerProvider
 
 _provider: TracerProvider = NoOpTracerProvider()
 
@@ -66,6 +67,12 @@ def current_traceparent() -> str | None:
 def context_from(traceparent: str | None) -> Context | None:
     """The trace context a `traceparent` names (None: start a new trace)."""
     return extract({"traceparent": traceparent}) if traceparent else None
+
+
+def links_to(traceparents: Iterable[str | None]) -> list[Link]:
+    """Links to the spans that made these events (a batch belongs to many traces)."""
+    contexts = (trace.get_current_span(context_from(tp)).get_span_context() for tp in traceparents if tp)
+    return [Link(context) for context in contexts if context.is_valid]
 
 
 def mark(name: str, traceparent: str | None, **attributes: Any) -> None:

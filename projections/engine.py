@@ -95,6 +95,16 @@ def apply_or_park(conn: psycopg.Connection[object], writer: Writer, envelopes: S
 
 def _apply(conn: psycopg.Connection[object], writer: Writer, envelopes: Sequence[Envelope],
            positions: PositionStore, through: int) -> list[Rejected]:
+    if not tracing.enabled():
+        return _apply_batch(conn, writer, envelopes, positions, through)
+    with tracing.tracer().start_as_current_span(
+            "project batch", links=tracing.links_to(e.traceparent for e in envelopes),
+            attributes={"events": len(envelopes), "through": through, "projections": ",".join(writer.names)}):
+        return _apply_batch(conn, writer, envelopes, positions, through)
+
+
+def _apply_batch(conn: psycopg.Connection[object], writer: Writer, envelopes: Sequence[Envelope],
+                 positions: PositionStore, through: int) -> list[Rejected]:
     with conn.transaction():
         rejected = writer.write(conn, envelopes, positions.since) if envelopes else []
         for each in rejected:
