@@ -24,7 +24,7 @@ from api.deps import (
 )
 from api.problems import Problem
 from api.query_filters import AccountStatusFilter, RoleFilter
-from api.routes.history import AsOf, AsOfVersion, folded_state
+from api.routes.history import AsOf, AsOfVersion, folded_state, person_then
 from api.routes.reads import found
 from commands import models as m
 from commands.bus import CommandResult
@@ -148,9 +148,13 @@ def list_people(conn: ReadDep, request: Request, role: RoleFilter | None = None,
 
 
 @reads.get("/people/{person_id}", openapi_extra=permission("people.read"))
-def get_person(person_id: UUID, conn: ReadDep, request: Request) -> Resp:
-    """A person as the caller may see them (profile visibility applies)."""
+def get_person(person_id: UUID, conn: ReadDep, request: Request, rt: RuntimeDep,
+               as_of_version: AsOfVersion = None, as_of: AsOf = None) -> Resp:
+    """A person as the caller may see them (profile visibility applies); `?as_of_version=` or
+    `?as_of=` give them as they were then, from the log."""
     caller = caller_of(request)
+    if as_of_version is not None or as_of is not None:
+        return person_then(rt, conn, caller, person_id, as_of_version, as_of)
     row = q.get_person(conn, caller.org_id, person_id)
     return found(None if row is None else q.person_view(row, caller.actor_id, caller.role),
                  "person", person_id)

@@ -188,6 +188,8 @@ SAMPLES: dict[tuple[str, str], Callable[[World], Sample]] = {
     ("GET", "/v1/things/{thing_id}/history"): lambda w: Sample("GET", f"/v1/things/{w.thing()}/history"),
     ("GET", "/v1/connections/{conn_id}/history"): lambda w: Sample(
         "GET", f"/v1/connections/{w.connection()[0]}/history"),
+    ("GET", "/v1/people/{person_id}/history"): lambda w: Sample(
+        "GET", f"/v1/people/{w.a.owner.id}/history", params=w.after()),
     ("GET", "/v1/organizations/{org_id}/history"): lambda w: Sample(
         "GET", f"/v1/organizations/{w.a.id}/history"),
     ("GET", "/v1/sagas"): lambda w: Sample("GET", "/v1/sagas", params=w.after(), about_a=False),

@@ -118,3 +118,30 @@ def test_old_events_read_as_today_s_and_the_cli_folds_the_same(runtime: Runtime,
     assert [json.loads(line)["type"] for line in one().splitlines()] == ["thing.created"]
     cli_state = json.loads(one("--as-of-version", "1"))
     assert cli_state == {k: v for k, v in folded.items() if k != "as_of"}
+
+
+def test_a_person_then_is_shaped_like_the_live_person_and_their_history_stays_sealed(
+        http: httpx.Client) -> None:
+    a = Tenant.found(http, "A")
+    zoe = a.person("customer", name="Zoe Then", email="zoe@then.example")
+    a.act(a.owner, "PATCH", f"/v1/people/{zoe.id}", json={"name": "Zoe Now", "email": "zoe@now.example"})
+    a.act(a.owner, "PUT", f"/v1/people/{zoe.id}/role", json={"role": "org_user"})
+
+    history = a.read(a.owner, f"/v1/people/{zoe.id}/history")["items"]
+    assert [e["type"] for e in history] == ["person.created", "person.updated", "person.role_changed"]
+    assert "zoe@" not in json.dumps(history) and "Zoe" not in json.dumps(history)  # sealed, as in the log
+
+    def then(who: Any, **params: Any) -> dict[str, Any]:
+        return ok(http.get(f"/v1/people/{zoe.id}", params=params, headers=who.headers), 200)
+
+    first, now = then(a.owner, as_of_version=1), a.read(a.owner, f"/v1/people/{zoe.id}")
+    assert (first["name"], first["email"], first["role"], first["version"]) == (
+        "Zoe Then", "zoe@then.example", "customer", 1)
+    assert {k: v for k, v in then(a.owner, as_of_version=3).items() if k != "as_of"} == now
+    seen_by_other = then(a.user, as_of_version=1)
+    assert seen_by_other["name"] == "Zoe Then" and "email" not in seen_by_other  # visibility applies
+    other = Tenant.found(http, "B")
+    assert http.get(f"/v1/people/{zoe.id}", params={"as_of_version": 1},
+                    headers=other.owner.headers).status_code == 404
+    too_late = http.get(f"/v1/people/{zoe.id}", params={"as_of_version": 4}, headers=a.owner.headers)
+    assert too_late.status_code == 404
