@@ -18,7 +18,18 @@ from api.limits import BodySizeLimit
 from api.metrics import render_metrics
 from api.openapi import document_api
 from api.problems import install_problem_handlers
-from api.routes import history, identity, knowledge, log, operations, purchases, reads, stream, writes
+from api.routes import (
+    history,
+    identity,
+    knowledge,
+    log,
+    operations,
+    purchases,
+    reads,
+    stream,
+    workflows,
+    writes,
+)
 from api.runtime import Runtime
 from api.status import saga_status
 from domain.permissions import PUBLIC
@@ -49,7 +60,8 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     install_problem_handlers(app)
     for router in (identity.router, identity.reads, identity.sign_in, writes.router, reads.router,
                    purchases.router, purchases.webhooks, knowledge.router, operations.router,
-                   operations.sagas, log.router, history.router, stream.router, console.router):
+                   operations.sagas, log.router, history.router, stream.router, console.router,
+                   workflows.router):
         app.include_router(router)
     _require_permissions(app)
     document_api(app)

@@ -613,7 +613,7 @@ def _run_command(command: Any, ctx: Any, data_dir: Path | None) -> dict[str, Any
 def _operate(saga_id: UUID, data_dir: Path | None, action: Callable[[Any, str], None]) -> None:
     """Act on a saga as the platform's own operator (the system actor)."""
     from commands.handlers import SYSTEM_ACTOR_ID, Context
-    from commands.purchases import operator_action
+    from commands.processes import operator_action
     from eventlog.store import open_event_log
 
     event_log = open_event_log(_database(data_dir))

@@ -23,6 +23,7 @@ from domain import ontology
 from domain.catalog import EVENT_CLASSES
 from domain.permissions import ACCOUNT_STATUSES
 from domain.token_purchase import SAGA_STATUSES
+from domain.workflows import WORKFLOW_STATUSES
 from projections.queries import PARKED_STATUSES
 from projections.registry import PROJECTIONS
 
@@ -63,5 +64,6 @@ ProjectionFilter = Annotated[str, one_of(PROJECTION_NAMES, "a projection"),
 PARKED_FILTER = frozenset({*PARKED_STATUSES, "all"})
 ParkedStatusFilter = Annotated[str, one_of(PARKED_FILTER, "a parked event's status, or all"),
                                AfterValidator(_member_of(PARKED_FILTER, "status"))]
-SagaStatusFilter = Annotated[str, one_of(SAGA_STATUSES, "a saga's status"),
-                             AfterValidator(_member_of(SAGA_STATUSES, "status"))]
+PROCESS_STATUSES = SAGA_STATUSES | WORKFLOW_STATUSES
+SagaStatusFilter = Annotated[str, one_of(PROCESS_STATUSES, "a saga's or workflow's status"),
+                             AfterValidator(_member_of(PROCESS_STATUSES, "status"))]

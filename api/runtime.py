@@ -8,7 +8,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from psycopg_pool import ConnectionPool
@@ -19,6 +21,7 @@ from commands.handlers import SYSTEM_ACTOR_ID, SYSTEM_ORG_ID, Context
 from commands.models import CreateOrganization, CreatePerson, EnsureBootstrapKey, IssueApiKey
 from domain.api_keys import MIN_BOOTSTRAP_LENGTH, OWNER_KEY_ID, hash_token, new_token
 from domain.errors import AlreadyExists
+from domain.workflows import WorkflowDefinition
 from eventlog.store import EventLog, open_event_log
 from infra.database import ConnectionInfo, resolve_database, stop_embedded_server
 from infra.locks import BOOTSTRAP, advisory_lock
@@ -28,6 +31,7 @@ from projections.blue_green import rebuild_live, stale_projections
 from projections.queries import token_owners
 from projections.registry import PROJECTIONS
 from projections.store import ProjectionSet
+from providers.analysis import BusinessAnalyst, build_analyst
 from providers.chain import TokenLedger
 from providers.factory import build_ledger, build_payments, build_privy, embedder_spec
 from providers.payments import PaymentGateway
@@ -38,6 +42,9 @@ from sagas.purchase_driver import PurchaseDriver
 from sagas.runner import SagaRunner
 from sagas.signing import Signer
 from sagas.token_deployer import TokenDeployer
+from sagas.workflow_actions import standard_actions
+from sagas.workflow_catalog import BUILT_IN
+from sagas.workflow_driver import WorkflowDriver
 from streams.inprocess import InProcessRunner
 from streams.knowledge_runner import EmbedderFor, KnowledgeRunners, embedder_cache, text_fields
 from streams.live import LiveLog
@@ -136,15 +143,21 @@ class Runtime:
             runtime.start_sagas()
         return runtime
 
-    def start_sagas(self, ledger: TokenLedger | None = None,
-                    payments: PaymentGateway | None = None) -> SagaRunner:
-        """Run the saga driver and the token deployer (configured providers unless given); across
+    def start_sagas(self, ledger: TokenLedger | None = None, payments: PaymentGateway | None = None,
+                    clock: Callable[[], datetime] | None = None,
+                    analyst: BusinessAnalyst | None = None) -> SagaRunner:
+        """Run the process drivers (token purchases, workflows) and the token deployer, with the
+        configured providers unless given, on `clock` (tests move time with their own); across
         processes on one database only one runner leads, and an in-process chain is rebuilt from
         the log whenever this one takes the lead."""
         ledger = ledger or build_ledger(self.settings)
+        payments = payments or build_payments(self.settings, self.db)
+        clock = clock or (lambda: datetime.now(UTC))
         signer = Signer(ledger)
-        driver = PurchaseDriver(self.bus, self.event_log, payments or build_payments(self.settings, self.db),
-                                ledger, self.token_owners, signer=signer)
+        purchases = PurchaseDriver(self.bus, self.event_log, payments, ledger, self.token_owners,
+                                   signer=signer, clock=clock)
+        workflows = WorkflowDriver(self.bus, self.event_log, self.reads, payments,
+                                   standard_actions(analyst or build_analyst(self.settings)), clock)
 
         def rebuild_chain() -> None:
             if ledger.ephemeral:
@@ -154,9 +167,18 @@ class Runtime:
             for token in self.missing_contracts:
                 log.error("token %s: its contract is not on the chain (purchases of it fail)", token)
 
-        self.sagas = SagaRunner(driver, self.reads, self.db, on_lead=rebuild_chain,
+        self.sagas = SagaRunner({"token_purchase": purchases, "workflow": workflows}, self.reads, self.db,
+                                on_lead=rebuild_chain, clock=clock,
                                 chores=(TokenDeployer(self.bus, self.event_log, self.reads, signer),)).start()
         return self.sagas
+
+    def workflow_definitions(self, org_id: str) -> list[WorkflowDefinition]:
+        """The workflows the organization can start."""
+        return list(BUILT_IN.values())
+
+    def workflow_definition(self, name: str, org_id: str) -> WorkflowDefinition | None:
+        """The organization's workflow called `name`, if any."""
+        return next((d for d in self.workflow_definitions(org_id) if d.name == name), None)
 
     def token_owners(self, org_id: str, token_id: str) -> dict[str, float]:
         """Owners of a token and their revenue shares, from its organization's read model."""

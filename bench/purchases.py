@@ -49,7 +49,8 @@ def setup(rt: Runtime, ledger: Web3Ledger) -> tuple[UUID, UUID]:
 
 def run_sagas(rt: Runtime, driver: PurchaseDriver, threads: int, ids: list[UUID]) -> float:
     """Drive the sagas with the background runner; seconds until all are terminal."""
-    runner = SagaRunner(driver, rt.reads, rt.db, threads=threads, scan_interval_s=0.02).start()
+    runner = SagaRunner({"token_purchase": driver}, rt.reads, rt.db, threads=threads,
+                        scan_interval_s=0.02).start()
     t0 = time.perf_counter()
     for saga_id in ids:
         runner.poke(saga_id)

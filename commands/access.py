@@ -21,6 +21,7 @@ from domain.organizations import Person
 from domain.permissions import CLAIM_CONNECTION_TYPES, SELF_SERVICE_CONNECTION_TYPES, Reach
 from domain.things import Thing
 from domain.token_purchase import TokenPurchase
+from domain.workflows import WorkflowInstance
 
 if TYPE_CHECKING:
     from commands.handlers import Context
@@ -49,13 +50,16 @@ def require_visible(scope: Scope, ctx: Context, **ids: UUID) -> None:
 
 
 def is_self(actor_id: str, aggregate: OneAggregate) -> bool:
-    """The stream is the caller or theirs by definition."""
+    """The stream is the caller or theirs by definition (their person, key, purchase, journey,
+    outgoing connection)."""
     if isinstance(aggregate, Person):
         return str(aggregate.id) == actor_id
     if isinstance(aggregate, ApiKey):
         return aggregate.person_id == actor_id
     if isinstance(aggregate, TokenPurchase):
         return aggregate.buyer_id == actor_id
+    if isinstance(aggregate, WorkflowInstance):
+        return aggregate.subject_id == actor_id
     if isinstance(aggregate, Connection):
         return aggregate.from_id == actor_id
     return False

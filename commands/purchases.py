@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
 from commands import models as m
 from commands.access import visible
-from commands.handlers import HANDLERS, Context, Reply, granted, handles
+from commands.handlers import Context, Reply, handles
 from commands.unit_of_work import Scope
 from domain.activity import Activity
 from domain.base import OneAggregate
 from domain.connections import Connection, connection_id
-from domain.errors import Forbidden, ValidationFailed, VersionConflict
+from domain.errors import Forbidden, ValidationFailed
 from domain.organizations import Person
 from domain.permissions import Reach
 from domain.things import Thing
@@ -63,35 +62,6 @@ def _buyer_wallet(scope: Scope, ctx: Context, buyer_id: UUID) -> str:
 
 
 Decision = Callable[[TokenPurchase, Scope, Context], None]
-
-
-@dataclass(frozen=True)
-class AdvancePurchase:
-    """Internal (driver → saga): apply an observed outcome if the saga is still at `version`."""
-
-    id: UUID
-    version: int
-    decide: Decision
-
-
-def operator_action(saga_id: UUID, version: int, action: Callable[[TokenPurchase], None]) -> AdvancePurchase:
-    """An operator's retry or resolution of a parked saga, as the platform's own advance of it at
-    `version` (the operator is named inside `action`, e.g. `lambda s: s.resume(operator)`)."""
-    return AdvancePurchase(saga_id, version, lambda saga, _, __: action(saga))
-
-
-def advance_purchase(cmd: AdvancePurchase, ctx: Context, scope: Scope) -> Reply:
-    """Apply the driver's decision under optimistic concurrency (a stale driver loses); only the
-    platform itself advances sagas."""
-    ctx = granted(AdvancePurchase, ctx)
-    saga = scope.get(cmd.id, TokenPurchase)
-    if saga.version != cmd.version:
-        raise VersionConflict(f"saga moved on to version {saga.version}", "version")
-    cmd.decide(saga, scope, ctx)
-    return Reply(saga.id)
-
-
-HANDLERS[AdvancePurchase] = advance_purchase
 
 
 def record_holdings(shares: list[Share]) -> Decision:

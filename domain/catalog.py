@@ -13,7 +13,8 @@ from domain.things import Thing
 from domain.token_deployment import TokenDeployment
 from domain.token_purchase import TokenPurchase
 from domain.usernames import UsernameClaim
+from domain.workflows import WorkflowInstance
 
 AGGREGATES = (Organization, Person, Thing, Connection, Activity, TokenPurchase, ApiKey, UsernameClaim,
-              TokenDeployment)
+              TokenDeployment, WorkflowInstance)
 EVENT_CLASSES: dict[str, type[Any]] = public_event_types(*AGGREGATES)

@@ -89,6 +89,9 @@ POLICY: Final[Mapping[str, Mapping[str, Reach]]] = MappingProxyType({
     "operations.read": _row(_N, _N, _O, _A),
     "operations.manage": _row(_N, _N, _O, _A),
     "log.read": _row(_N, _N, _O, _A),
+    "workflows.start": _row(_S, _S, _O, _O),
+    "workflows.read": _row(_S, _S, _O, _O),
+    "workflows.signal": _row(_S, _S, _O, _O),
 })
 """action → role → reach. Every authenticated route names one of these actions."""
 
@@ -127,8 +130,12 @@ ACTION_SUMMARIES: Final[Mapping[str, str]] = MappingProxyType({
     "purchases.read": "read a token purchase",
     "knowledge.search": "search things and fetch RAG context",
     "operations.read": "read projection positions, lag, parked events and sagas",
-    "operations.manage": "re-apply or skip parked events; retry or resolve parked sagas",
+    "operations.manage": "re-apply or skip parked events; retry or resolve parked sagas; retry, skip or"
+                         " cancel workflow instances",
     "log.read": "replay the event log (NDJSON) or follow it live (Server-Sent Events)",
+    "workflows.start": "start a workflow (e.g. an ELEVATE journey) for a person",
+    "workflows.read": "list workflows and read a workflow instance's journey",
+    "workflows.signal": "signal a user's action to a waiting workflow step (or pay at its gate)",
 })
 
 SYSTEM_EVENT_TYPES: Final[frozenset[str]] = frozenset({

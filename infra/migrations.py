@@ -263,6 +263,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             updated_at timestamptz NOT NULL
         );
     """),
+    Migration(11, "workflow instances run on the saga runner: their rows in sagas", """
+        ALTER TABLE sagas ALTER COLUMN buyer_id DROP NOT NULL, ALTER COLUMN token_id DROP NOT NULL,
+            ALTER COLUMN amount DROP NOT NULL, ALTER COLUMN usd_cents DROP NOT NULL,
+            ADD COLUMN subject_id text, ADD COLUMN workflow text;
+        DROP INDEX sagas_due_idx;
+        CREATE INDEX sagas_due_idx ON sagas (retry_at NULLS FIRST)
+            WHERE status IN ('running', 'compensating', 'waiting');
+    """),
 )
 
 

@@ -48,6 +48,8 @@ class Settings:
     privy_verification_key: str | None = None
     privy_org_id: str | None = None
     session_ttl_s: float = 3600.0
+    chat_model: str = "gpt-4o-mini"
+    luma_base_url: str = "https://lu.ma"
 
     @property
     def distributed(self) -> bool:
@@ -90,6 +92,8 @@ class Settings:
             privy_verification_key=env.get("PRIVY_VERIFICATION_KEY") or None,
             privy_org_id=env.get("PRIVY_ORG_ID") or None,
             session_ttl_s=float(env.get("ONE_SESSION_TTL_SECONDS", "3600")),
+            chat_model=env.get("ONE_CHAT_MODEL") or "gpt-4o-mini",
+            luma_base_url=env.get("LUMA_BASE_URL") or "https://lu.ma",
         )
 
 

@@ -272,9 +272,10 @@ def token_owners(conn: Conn, org_id: str, token_id: str) -> dict[str, float]:
 
 def list_sagas(conn: Conn, status: str | None = None, limit: int = 50,
                org_id: str | None = None) -> list[Row]:
-    """Sagas, most recently updated first, optionally by status and organization."""
-    return _rows(conn, "SELECT id, kind, org_id, buyer_id, token_id, amount, usd_cents, status, step,"
-                       " attempts, retry_at, reason, started_at, updated_at, version FROM sagas"
+    """Sagas and workflow instances (`kind`), most recently updated first, optionally by status
+    and organization."""
+    return _rows(conn, "SELECT id, kind, org_id, buyer_id, token_id, amount, usd_cents, subject_id, workflow,"
+                       " status, step, attempts, retry_at, reason, started_at, updated_at, version FROM sagas"
                        " WHERE (%s::text IS NULL OR status = %s) AND (%s::text IS NULL OR org_id = %s)"
                        " ORDER BY updated_at DESC LIMIT %s",
                  (status, status, org_id, org_id, limit))

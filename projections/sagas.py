@@ -1,4 +1,5 @@
-"""Sagas read model: one row per token purchase with its status, step and next retry time.
+"""Sagas read model: one row per process (token purchase or workflow instance, by `kind`) with its
+status, step and next wake time (retry, timer or timeout).
 
 Status and step are copied from the events, which carry them (the saga's state machine exists
 once, in `domain.token_purchase`).
@@ -35,9 +36,30 @@ _KEEPS_ATTEMPTS = {"token_purchase.mint_signed", "token_purchase.burn_signed",
                    "token_purchase.resolved", "token_purchase.abandoned"}
 
 
+_WORKFLOW_RESETS = {"workflow.step_completed", "workflow.step_skipped", "workflow.resumed"}
+
+
+def project_workflow(e: Envelope) -> list[Change]:
+    """A workflow instance's row: its status, step and wake time as its events carry them."""
+    d = e.data
+    if e.type == "workflow.started":
+        return [NewRow("sagas", "id", {
+            "id": e.stream_id, "kind": "workflow", "org_id": e.org_id, "subject_id": d["subject_id"],
+            "workflow": d["definition"]["name"], "status": d["status"], "step": d["step"],
+            "retry_at": d["wake_at"], "started_at": e.occurred_at, "updated_at": e.occurred_at,
+            "version": e.version, "position": e.position,
+        })]
+    reason = next((str(d[k]) for k in ("reason", "error") if d.get(k)), None)
+    attempts = ("attempts + 1" if e.type == "workflow.step_failed" else
+                "0" if e.type in _WORKFLOW_RESETS else "attempts")
+    return [_update(e, reason=reason, retry_at=d["wake_at"], attempts=attempts)]
+
+
 def project_sagas(e: Envelope) -> list[Change]:
     """Envelope → saga row upserts (guarded by stream version)."""
     d = e.data
+    if e.type.startswith("workflow."):
+        return project_workflow(e)
     if e.type == "token_purchase.started":
         return [NewRow("sagas", "id", {
             "id": e.stream_id, "kind": "token_purchase", "org_id": e.org_id, "buyer_id": d["buyer_id"],
@@ -62,6 +84,11 @@ SAGAS = Projection(
         "token_purchase.burn_confirmed", "token_purchase.refunded", "token_purchase.step_failed",
         "token_purchase.parked", "token_purchase.resumed", "token_purchase.resolved",
         "token_purchase.contract_found", "token_purchase.abandoned",
+        *(f"workflow.{kind}" for kind in (
+            "started", "step_started", "step_waiting", "step_completed", "step_failed",
+            "signal_received", "signal_taken", "parked", "resumed", "step_skipped", "cancelled",
+            "failed")),
     }),
     project=project_sagas,
+    version=2,
 )

@@ -28,7 +28,8 @@ from uuid import UUID
 
 from commands.bus import CommandBus
 from commands.handlers import Context
-from commands.purchases import AdvancePurchase, Decision, record_holdings
+from commands.processes import AdvanceProcess
+from commands.purchases import Decision, record_holdings
 from domain.errors import DomainError
 from domain.things import Thing
 from domain.token_purchase import TOKEN_DECIMALS, TokenPurchase, revenue_split
@@ -278,7 +279,7 @@ class PurchaseDriver:
         """Advance the saga: its events belong to the purchase's request and are caused by the
         saga's last event (`<saga id>@<version>`)."""
         cause = Context(correlation_id=saga.correlation_id, causation_id=f"{saga.id}@{saga.version}")
-        self.bus.execute(AdvancePurchase(saga.id, saga.version, decision), cause)
+        self.bus.execute(AdvanceProcess(saga.id, saga.version, decision), cause)
 
 
 def _declined(payment_id: str | None, code: str | None) -> Decision:

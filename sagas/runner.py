@@ -1,8 +1,10 @@
-"""Runs the saga driver: finds due sagas in the `sagas` read model and advances them.
+"""Runs every long-running process: finds due token purchase sagas and workflow instances in the
+`sagas` read model and hands each to the driver of its kind.
 
-A saga is due when it is active and its retry time (a durable timer stored in its stream) has
-come. New sagas and webhook deliveries `poke` the runner so it acts at once instead of at the
-next scan. Each saga is advanced by at most one thread of this runner at a time.
+A process is due when it is active and its wake time (a retry, timer or timeout, stored in its
+stream) has come; a waiting workflow is due only at its wake time (a signal makes it running).
+New processes, signals and webhook deliveries `poke` the runner so it acts at once instead of at
+the next scan. Each process is advanced by at most one thread of this runner at a time.
 
 Across processes on one database, one runner leads: it holds a PostgreSQL advisory lock (on a
 connection of its own, so the lock goes when the process or its connection does) and only the
@@ -16,8 +18,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Protocol
 from uuid import UUID
 
 import psycopg
@@ -26,20 +30,31 @@ from psycopg_pool import ConnectionPool
 from domain.errors import DomainError
 from infra.database import ConnectionInfo
 from infra.locks import SAGA_LEADER
-from sagas.purchase_driver import PurchaseDriver, is_conflict
+from sagas.purchase_driver import is_conflict
 
 log = logging.getLogger(__name__)
 
 
+class ProcessDriver(Protocol):
+    """Runs one step of a process of its kind."""
+
+    def advance(self, process_id: UUID) -> str:
+        """Run the process's current step once; its status afterwards."""
+        ...
+
+
 class SagaRunner:
-    """Background loop over due sagas (plus any periodic `chores`, e.g. token deployment)."""
+    """Background loop over due processes (plus any periodic `chores`, e.g. token deployment and
+    scheduled jobs), with one driver per process kind (`token_purchase`, `workflow`)."""
 
     def __init__(
-        self, driver: PurchaseDriver, reads: ConnectionPool, db: ConnectionInfo, threads: int = 4,
-        scan_interval_s: float = 0.2, chores: tuple[Callable[[], None], ...] = (),
+        self, drivers: Mapping[str, ProcessDriver], reads: ConnectionPool, db: ConnectionInfo,
+        threads: int = 4, scan_interval_s: float = 0.2, chores: tuple[Callable[[], None], ...] = (),
         on_lead: Callable[[], object] = lambda: None, follow_interval_s: float = 1.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.driver = driver
+        self.drivers = drivers
+        self.clock = clock
         self.reads = reads
         self.db = db
         self.scan_interval_s = scan_interval_s
@@ -72,22 +87,23 @@ class SagaRunner:
         """Whether this runner is the one advancing sagas."""
         return self._leader is not None
 
-    def poke(self, saga_id: UUID | None = None) -> None:
-        """Act now (a saga started, a webhook arrived) instead of at the next scan (the leader's
-        scan finds it if this runner does not lead)."""
-        if saga_id is not None and self.leading:
-            self._submit(saga_id)
+    def poke(self, process_id: UUID | None = None, kind: str = "token_purchase") -> None:
+        """Act now (a process started, a signal or webhook arrived) instead of at the next scan
+        (the leader's scan finds it if this runner does not lead)."""
+        if process_id is not None and self.leading:
+            self._submit(process_id, kind)
         self._wake.set()
 
-    def due(self) -> list[UUID]:
-        """Active sagas whose next attempt is due."""
+    def due(self) -> list[tuple[UUID, str]]:
+        """Active processes whose next step is due now (by the runner's clock), with their kind."""
         with self.reads.connection() as conn:
             rows = conn.execute(
-                "SELECT id FROM sagas WHERE status IN ('running', 'compensating')"
-                " AND (retry_at IS NULL OR retry_at <= now()) ORDER BY retry_at NULLS FIRST"
-                " LIMIT 200"
+                "SELECT id, kind FROM sagas WHERE (status IN ('running', 'compensating')"
+                " AND (retry_at IS NULL OR retry_at <= %(now)s))"
+                " OR (status = 'waiting' AND retry_at <= %(now)s)"
+                " ORDER BY retry_at NULLS FIRST LIMIT 200", {"now": self.clock()},
             ).fetchall()
-        return [row[0] for row in rows]
+        return [(row[0], row[1]) for row in rows]
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -97,8 +113,8 @@ class SagaRunner:
                     continue
                 for chore in self.chores:
                     chore()
-                for saga_id in self.due():
-                    self._submit(saga_id)
+                for process_id, kind in self.due():
+                    self._submit(process_id, kind)
             except Exception:
                 log.exception("saga scan failed")
             self._wake.wait(self.scan_interval_s)
@@ -129,21 +145,21 @@ class SagaRunner:
                 self._leader.close()
             self._leader = None
 
-    def _submit(self, saga_id: UUID) -> None:
+    def _submit(self, process_id: UUID, kind: str) -> None:
         with self._lock:
-            if saga_id in self._in_flight or self._stop.is_set():
+            if process_id in self._in_flight or self._stop.is_set():
                 return
-            self._in_flight.add(saga_id)
-        self._pool.submit(self._advance, saga_id)
+            self._in_flight.add(process_id)
+        self._pool.submit(self._advance, process_id, kind)
 
-    def _advance(self, saga_id: UUID) -> None:
+    def _advance(self, process_id: UUID, kind: str) -> None:
         try:
-            self.driver.advance(saga_id)
+            self.drivers[kind].advance(process_id)
         except DomainError as error:
             if not is_conflict(error):
-                log.warning("saga %s refused a step: %s", saga_id, error)
+                log.warning("%s %s refused a step: %s", kind, process_id, error)
         except Exception:
-            log.exception("saga %s step crashed; it will be retried", saga_id)
+            log.exception("%s %s step crashed; it will be retried", kind, process_id)
         finally:
             with self._lock:
-                self._in_flight.discard(saga_id)
+                self._in_flight.discard(process_id)

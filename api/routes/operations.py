@@ -24,7 +24,7 @@ from api.query_filters import ParkedStatusFilter, ProjectionFilter, SagaStatusFi
 from api.runtime import Runtime
 from commands.handlers import Context
 from commands.models import StrictModel
-from commands.purchases import operator_action
+from commands.processes import operator_action
 from domain.token_purchase import TokenPurchase
 from projections import queries as q
 from projections.parked import retry_parked, skip_parked

@@ -22,6 +22,7 @@ import pytest
 
 from api.permissions_doc import DOC, parse_matrix, render_matrix, updated
 from api.runtime import Runtime
+from commands.processes import AdvanceProcess
 from domain.permissions import PUBLIC
 from tests.conftest import OWNER, bearer, log_head
 from tests.deployments import Deployment
@@ -88,6 +89,25 @@ class World:
     def parked_saga(self) -> str:
         """A purchase of A, parked."""
         return parked_purchase(self.runtime, self.a)
+
+    def journey(self) -> str:
+        """An ELEVATE journey of A's owner."""
+        return str(self.a.act(self.a.owner, "POST", "/v1/workflows/elevate/instances",
+                              json={"input": {"business": "bakery"}})["id"])
+
+    def parked_journey(self) -> str:
+        """A journey of A's owner whose first step failed its three tries."""
+        journey = self.journey()
+        instance: Any = self.runtime.event_log.repository.get(uuid.UUID(journey))
+
+        def fail_three_times(i: Any, _: Any, ctx: Any) -> None:
+            for _try in range(3):
+                i.begin_step(ctx.actor_id)
+                i.step_failed(ctx.actor_id, "the analysis service is down", datetime.now(UTC))
+
+        done = self.runtime.bus.execute(AdvanceProcess(instance.id, instance.version, fail_three_times))
+        self.a.position = max(self.a.position, done.body["position"])
+        return journey
 
     def after(self) -> Json:
         return {"after": self.a.position}
@@ -197,6 +217,19 @@ SAMPLES: dict[tuple[str, str], Callable[[World], Sample]] = {
     ("POST", "/v1/sagas/{saga_id}/resolve"): lambda w: Sample(
         "POST", f"/v1/sagas/{w.parked_saga()}/resolve", {"note": "refunded in the Stripe dashboard"}),
     ("GET", "/v1/log"): lambda w: Sample("GET", "/v1/log", params={"limit": 5}, about_a=False),
+    ("GET", "/v1/workflows"): lambda w: Sample("GET", "/v1/workflows", about_a=False, about_caller=True),
+    ("POST", "/v1/workflows/{name}/instances"): lambda w: Sample(
+        "POST", "/v1/workflows/elevate/instances", {"subject_id": w.a.owner.id, "input": {"business": "bakery"}}),
+    ("GET", "/v1/workflows/instances/{instance_id}"): lambda w: Sample(
+        "GET", f"/v1/workflows/instances/{w.journey()}"),
+    ("POST", "/v1/workflows/instances/{instance_id}/signal"): lambda w: Sample(
+        "POST", f"/v1/workflows/instances/{w.journey()}/signal", {"name": "engage"}),
+    ("POST", "/v1/workflows/instances/{instance_id}/retry"): lambda w: Sample(
+        "POST", f"/v1/workflows/instances/{w.parked_journey()}/retry"),
+    ("POST", "/v1/workflows/instances/{instance_id}/skip"): lambda w: Sample(
+        "POST", f"/v1/workflows/instances/{w.journey()}/skip", {"note": "done by hand"}),
+    ("POST", "/v1/workflows/instances/{instance_id}/cancel"): lambda w: Sample(
+        "POST", f"/v1/workflows/instances/{w.journey()}/cancel", {"note": "asked to stop"}),
     ("GET", "/v1/stream"): lambda w: Sample("GET", "/v1/stream", params={"after": 0, "limit": 1},
                                             about_a=False),
     ("POST", "/v1/projections/parked/{position}/skip"): lambda w: Sample(

@@ -17,7 +17,8 @@ from eventsourcing.persistence import StoredEvent
 from api.runtime import Runtime
 from commands import models as m
 from commands.handlers import Context
-from commands.purchases import AdvancePurchase, Decision
+from commands.processes import AdvanceProcess
+from commands.purchases import Decision
 from domain.token_purchase import TokenPurchase
 
 Step = Callable[[TokenPurchase, str], None]
@@ -46,7 +47,7 @@ def _walk(runtime: Runtime, saga_id: UUID, steps: list[tuple[Step, tuple[str, st
     for step, expected in walk:
         saga: TokenPurchase = runtime.event_log.repository.get(saga_id)
         if step is not None:
-            done = runtime.bus.execute(AdvancePurchase(saga_id, saga.version, _decision(step))).body
+            done = runtime.bus.execute(AdvanceProcess(saga_id, saga.version, _decision(step))).body
             saga = runtime.event_log.repository.get(saga_id)
             assert (saga.status, saga.step) == expected
             runtime.wait_for_sync(done["position"])

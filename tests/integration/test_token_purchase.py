@@ -24,7 +24,7 @@ from web3 import Web3
 from api.runtime import Runtime
 from commands import models as m
 from commands.handlers import SYSTEM_ORG_ID, Context
-from commands.purchases import AdvancePurchase
+from commands.processes import AdvanceProcess
 from domain.token_purchase import TOKEN_DECIMALS, TokenPurchase
 from infra.database import ConnectionInfo
 from projections.rebuild import rebuild, snapshot
@@ -287,7 +287,7 @@ def test_driver_dying_after_recording_the_mint_never_mints_twice(world: World) -
     saga: TokenPurchase = world.runtime.event_log.repository.get(saga_id)
     wallet = world.ledger.custodial_address(str(world.buyer))
     signed = world.ledger.sign_mint(contract=world.contract, to=wallet, amount=3 * 10**TOKEN_DECIMALS)
-    world.runtime.bus.execute(AdvancePurchase(
+    world.runtime.bus.execute(AdvanceProcess(
         saga_id, saga.version,
         lambda s, _, ctx: s.mint_signed(ctx.actor_id, signed.tx_hash, signed.raw, signed.nonce),
     ), Context())  # ... and the driver "dies" here, before broadcasting

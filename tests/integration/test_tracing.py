@@ -75,7 +75,7 @@ def test_one_purchase_is_one_trace_across_request_commands_projections_and_saga_
     charge = next(s for s in steps if s.name == "saga charge")
     assert any(s.name == "payments.charge" and parent_of(s, by_id) is charge for s in mine)
     assert any(s.name.startswith("chain.") for s in mine)
-    assert any(s.name == "command AdvancePurchase" and parent_of(s, by_id) is charge for s in mine)
+    assert any(s.name == "command AdvanceProcess" and parent_of(s, by_id) is charge for s in mine)
     assert "project token_purchase.completed" in names
     batches = [s for s in spans.get_finished_spans() if s.name == "project batch"]
     assert any(link.context.span_id == command.context.span_id for b in batches for link in b.links)

@@ -10,7 +10,7 @@ import psycopg
 
 from api.runtime import Runtime
 from commands.handlers import SYSTEM_ACTOR_ID, Context
-from commands.purchases import operator_action
+from commands.processes import operator_action
 from infra.database import ConnectionInfo
 from tests.tenants import Tenant
 
