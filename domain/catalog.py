@@ -8,7 +8,9 @@ from domain.activity import Activity
 from domain.api_keys import ApiKey
 from domain.base import public_event_types
 from domain.connections import Connection
+from domain.luma_calendars import LumaCalendar
 from domain.organizations import Organization, Person
+from domain.schedules import Schedule
 from domain.things import Thing
 from domain.token_deployment import TokenDeployment
 from domain.token_purchase import TokenPurchase
@@ -16,5 +18,5 @@ from domain.usernames import UsernameClaim
 from domain.workflows import WorkflowInstance
 
 AGGREGATES = (Organization, Person, Thing, Connection, Activity, TokenPurchase, ApiKey, UsernameClaim,
-              TokenDeployment, WorkflowInstance)
+              TokenDeployment, WorkflowInstance, Schedule, LumaCalendar)
 EVENT_CLASSES: dict[str, type[Any]] = public_event_types(*AGGREGATES)

@@ -46,7 +46,7 @@ __all__ = [
     "validate_status",
 ]
 
-ONTOLOGY_VERSION: Final[str] = "2026.1"
+ONTOLOGY_VERSION: Final[str] = "2026.2"
 """Version of this catalog; bump when a type, alias or rule changes."""
 
 TAG_VALUE_MAX_LENGTH: Final[int] = 100
@@ -83,7 +83,7 @@ THING_TYPE_GROUPS: Final[Mapping[str, tuple[str, ...]]] = _groups(
             "lesson",
         ),
         "products": ("digital_product", "membership", "consultation", "nft"),
-        "community": ("community", "conversation", "message"),
+        "community": ("community", "conversation", "message", "event"),
         "token": ("token", "token_contract"),
         "knowledge": ("knowledge_item", "embedding"),
         "platform": (

@@ -92,6 +92,10 @@ POLICY: Final[Mapping[str, Mapping[str, Reach]]] = MappingProxyType({
     "workflows.start": _row(_S, _S, _O, _O),
     "workflows.read": _row(_S, _S, _O, _O),
     "workflows.signal": _row(_S, _S, _O, _O),
+    "schedules.read": _row(_N, _N, _O, _A),
+    "schedules.manage": _row(_N, _N, _O, _A),
+    "community_events.read": _row(_O, _O, _O, _O),
+    "dsl.validate": _row(_N, _O, _O, _O),
 })
 """action → role → reach. Every authenticated route names one of these actions."""
 
@@ -136,6 +140,10 @@ ACTION_SUMMARIES: Final[Mapping[str, str]] = MappingProxyType({
     "workflows.start": "start a workflow (e.g. an ELEVATE journey) for a person",
     "workflows.read": "list workflows and read a workflow instance's journey",
     "workflows.signal": "signal a user's action to a waiting workflow step (or pay at its gate)",
+    "schedules.read": "list scheduled jobs with their next tick and last outcome",
+    "schedules.manage": "define, pause, resume, delete or run a scheduled job",
+    "community_events.read": "list community events (synced from Luma)",
+    "dsl.validate": "validate a feature written in the technical DSL",
 })
 
 SYSTEM_EVENT_TYPES: Final[frozenset[str]] = frozenset({
