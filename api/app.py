@@ -26,6 +26,7 @@ from api.routes import (
     operations,
     purchases,
     reads,
+    schedules,
     stream,
     workflows,
     writes,
@@ -61,7 +62,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     for router in (identity.router, identity.reads, identity.sign_in, writes.router, reads.router,
                    purchases.router, purchases.webhooks, knowledge.router, operations.router,
                    operations.sagas, log.router, history.router, stream.router, console.router,
-                   workflows.router):
+                   workflows.router, schedules.router):
         app.include_router(router)
     _require_permissions(app)
     document_api(app)

@@ -8,10 +8,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
 from psycopg_pool import ConnectionPool
 
@@ -19,6 +21,7 @@ from api.keyring import KeyRing
 from commands.bus import CommandBus
 from commands.handlers import SYSTEM_ACTOR_ID, SYSTEM_ORG_ID, Context
 from commands.models import CreateOrganization, CreatePerson, EnsureBootstrapKey, IssueApiKey
+from commands.workflows import StartWorkflow
 from domain.api_keys import MIN_BOOTSTRAP_LENGTH, OWNER_KEY_ID, hash_token, new_token
 from domain.errors import AlreadyExists
 from domain.workflows import WorkflowDefinition
@@ -38,8 +41,10 @@ from providers.payments import PaymentGateway
 from providers.privy import PrivyVerifier
 from sagas.chain_audit import missing_contracts
 from sagas.chain_replay import replay_signed_transactions
+from sagas.luma_sync import LumaSync
 from sagas.purchase_driver import PurchaseDriver
 from sagas.runner import SagaRunner
+from sagas.scheduler import Scheduler
 from sagas.signing import Signer
 from sagas.token_deployer import TokenDeployer
 from sagas.workflow_actions import standard_actions
@@ -81,6 +86,8 @@ class Runtime:
     privy: PrivyVerifier | None = None
     knowledge: KnowledgeRunners | None = None
     sagas: SagaRunner | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    """The time timers and schedules follow (tests move it with `start_sagas(clock=...)`)."""
     owner_key_file: Path | None = None
     """Where the first start wrote the platform-owner key (no `ONE_BOOTSTRAP_KEY`)."""
     owns_database: bool = False
@@ -152,7 +159,8 @@ class Runtime:
         the log whenever this one takes the lead."""
         ledger = ledger or build_ledger(self.settings)
         payments = payments or build_payments(self.settings, self.db)
-        clock = clock or (lambda: datetime.now(UTC))
+        clock = clock or self.clock
+        self.clock = clock
         signer = Signer(ledger)
         purchases = PurchaseDriver(self.bus, self.event_log, payments, ledger, self.token_owners,
                                    signer=signer, clock=clock)
@@ -169,8 +177,28 @@ class Runtime:
 
         self.sagas = SagaRunner({"token_purchase": purchases, "workflow": workflows}, self.reads, self.db,
                                 on_lead=rebuild_chain, clock=clock,
-                                chores=(TokenDeployer(self.bus, self.event_log, self.reads, signer),)).start()
+                                chores=(TokenDeployer(self.bus, self.event_log, self.reads, signer),
+                                        self.scheduler(clock))).start()
         return self.sagas
+
+    def scheduler(self, clock: Callable[[], datetime] | None = None) -> Scheduler:
+        """The scheduler of this runtime's schedules and jobs (Luma sync, workflow start)."""
+        return Scheduler(self.bus, self.event_log, self.reads,
+                         {"luma.sync": LumaSync(self.bus, self.settings.luma_base_url),
+                          "workflow.start": self._scheduled_workflow},
+                         clock or self.clock)
+
+    def _scheduled_workflow(self, org_id: str, params: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        """The `workflow.start` job: start `params.workflow` for `params.subject_id`."""
+        definition = self.workflow_definition(str(params["workflow"]), org_id)
+        if definition is None:
+            raise ValueError(f"no workflow {params['workflow']} in organization {org_id}")
+        started = self.bus.execute(StartWorkflow(
+            subject_id=params.get("subject_id"), input=params.get("input") or {},
+            definition=definition.to_dict()), Context(org_id=org_id)).body
+        if self.sagas is not None:
+            self.sagas.poke(UUID(started["id"]), "workflow")
+        return {"workflow_id": started["id"]}
 
     def workflow_definitions(self, org_id: str) -> list[WorkflowDefinition]:
         """The workflows the organization can start."""

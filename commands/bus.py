@@ -32,7 +32,15 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from commands import deployments, identity, processes, purchases, workflows  # noqa: F401  (register their handlers)
+from commands import (  # noqa: F401  (register their handlers)
+    community_events,
+    deployments,
+    identity,
+    processes,
+    purchases,
+    schedules,
+    workflows,
+)
 from commands.handlers import HANDLERS, Context, Reply
 from commands.unit_of_work import Batch, Scope
 from domain.base import caused_by

@@ -271,6 +271,29 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX sagas_due_idx ON sagas (retry_at NULLS FIRST)
             WHERE status IN ('running', 'compensating', 'waiting');
     """),
+    Migration(12, "scheduled jobs: one row per schedule with its next tick and last outcome", """
+        CREATE TABLE schedules (
+            id uuid PRIMARY KEY,
+            org_id text NOT NULL,
+            name text NOT NULL,
+            cron text NOT NULL,
+            job text NOT NULL,
+            params jsonb NOT NULL,
+            status text NOT NULL,
+            next_at timestamptz,
+            claimed_tick timestamptz,
+            last_tick timestamptz,
+            last_outcome text,
+            last_detail jsonb,
+            fired int NOT NULL DEFAULT 0,
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,
+            version int NOT NULL,
+            position bigint NOT NULL
+        );
+        CREATE INDEX schedules_due_idx ON schedules (next_at) WHERE status = 'active';
+        CREATE INDEX schedules_org_idx ON schedules (org_id, name);
+    """),
 )
 
 

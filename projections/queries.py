@@ -378,3 +378,27 @@ def list_parked(conn: Conn, org_id: str | None, status: str | None = "open", pro
               " string_to_array(projection, ',') AS projections, error, occurred_at AS parked_at,"
               " status, attempts, note, resolved_by, resolved_at, envelope FROM projection_errors",
         where, "id", limit, cursor)
+
+
+# ---- schedules and community events --------------------------------------------------------
+
+
+def list_schedules(conn: Conn, org_id: str | None) -> list[Row]:
+    """The organization's schedules (every organization's for None), deleted ones left out."""
+    return _rows(conn, "SELECT id, org_id, name, cron, job, params, status, next_at, claimed_tick, last_tick,"
+                       " last_outcome, last_detail, fired, created_at, updated_at, version FROM schedules"
+                       " WHERE status <> 'deleted' AND (%s::text IS NULL OR org_id = %s) ORDER BY name",
+                 (org_id, org_id))
+
+
+def community_events(conn: Conn, org_id: str, status: str | None, published: bool | None,
+                     limit: int) -> list[Row]:
+    """The organization's community events (things of type `event`), soonest first; by event status
+    (upcoming, live, past, cancelled) and published flag (the Poktapok plan's `list` and
+    `getPublished`)."""
+    return _rows(conn, "SELECT id, name, properties, status, tags, created_at, updated_at, version"
+                       " FROM things WHERE org_id = %s AND type = 'event' AND deleted_at IS NULL"
+                       " AND (%s::text IS NULL OR properties->>'eventStatus' = %s)"
+                       " AND (%s::boolean IS NULL OR (properties->>'published')::boolean = %s)"
+                       " ORDER BY properties->>'startDate', id LIMIT %s",
+                 (org_id, status, status, published, published, limit))

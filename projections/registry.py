@@ -7,9 +7,11 @@ from projections.base import Projection
 from projections.connections import CONNECTIONS
 from projections.people import API_KEYS, ORGANIZATIONS, PEOPLE
 from projections.sagas import SAGAS
+from projections.schedules import SCHEDULES
 from projections.tags import TAGS
 from projections.things import THINGS
 
 PROJECTIONS: dict[str, Projection] = {
-    p.name: p for p in (THINGS, TAGS, CONNECTIONS, ACTIVITY, SAGAS, ORGANIZATIONS, PEOPLE, API_KEYS)
+    p.name: p for p in (THINGS, TAGS, CONNECTIONS, ACTIVITY, SAGAS, ORGANIZATIONS, PEOPLE, API_KEYS,
+                        SCHEDULES)
 }

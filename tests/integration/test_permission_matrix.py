@@ -109,6 +109,17 @@ class World:
         self.a.position = max(self.a.position, done.body["position"])
         return journey
 
+    def schedule(self) -> str:
+        """A schedule of A (it starts an ELEVATE journey for A's owner)."""
+        return str(self.a.act(self.a.owner, "POST", "/v1/schedules", json={
+            "name": f"journeys {uuid.uuid4().hex[:8]}", "cron": "0 9 * * *", "job": "workflow.start",
+            "params": {"workflow": "elevate", "subject_id": self.a.owner.id}})["id"])
+
+    def paused_schedule(self) -> str:
+        schedule = self.schedule()
+        self.a.act(self.a.owner, "POST", f"/v1/schedules/{schedule}/pause")
+        return schedule
+
     def after(self) -> Json:
         return {"after": self.a.position}
 
@@ -217,9 +228,25 @@ SAMPLES: dict[tuple[str, str], Callable[[World], Sample]] = {
     ("POST", "/v1/sagas/{saga_id}/resolve"): lambda w: Sample(
         "POST", f"/v1/sagas/{w.parked_saga()}/resolve", {"note": "refunded in the Stripe dashboard"}),
     ("GET", "/v1/log"): lambda w: Sample("GET", "/v1/log", params={"limit": 5}, about_a=False),
+    ("GET", "/v1/schedules"): lambda w: Sample("GET", "/v1/schedules", params=w.after(), about_a=False),
+    ("POST", "/v1/schedules"): lambda w: Sample("POST", "/v1/schedules", {
+        "name": f"sync {uuid.uuid4().hex[:8]}", "cron": "0 12 * * *", "job": "luma.sync",
+        "params": {"slug": "fruteroclub"}}, about_a=False),
+    ("POST", "/v1/schedules/{schedule_id}/pause"): lambda w: Sample(
+        "POST", f"/v1/schedules/{w.schedule()}/pause"),
+    ("POST", "/v1/schedules/{schedule_id}/resume"): lambda w: Sample(
+        "POST", f"/v1/schedules/{w.paused_schedule()}/resume"),
+    ("DELETE", "/v1/schedules/{schedule_id}"): lambda w: Sample("DELETE", f"/v1/schedules/{w.schedule()}"),
+    ("POST", "/v1/schedules/{schedule_id}/run"): lambda w: Sample(
+        "POST", f"/v1/schedules/{w.schedule()}/run"),
+    ("GET", "/v1/community-events"): lambda w: Sample("GET", "/v1/community-events", params=w.after(),
+                                                      about_a=False),
+    ("POST", "/v1/dsl/validate"): lambda w: Sample(
+        "POST", "/v1/dsl/validate", {"feature": {"feature": "Noop"}}, about_a=False),
     ("GET", "/v1/workflows"): lambda w: Sample("GET", "/v1/workflows", about_a=False, about_caller=True),
     ("POST", "/v1/workflows/{name}/instances"): lambda w: Sample(
-        "POST", "/v1/workflows/elevate/instances", {"subject_id": w.a.owner.id, "input": {"business": "bakery"}}),
+        "POST", "/v1/workflows/elevate/instances",
+        {"subject_id": w.a.owner.id, "input": {"business": "bakery"}}),
     ("GET", "/v1/workflows/instances/{instance_id}"): lambda w: Sample(
         "GET", f"/v1/workflows/instances/{w.journey()}"),
     ("POST", "/v1/workflows/instances/{instance_id}/signal"): lambda w: Sample(

@@ -40,7 +40,7 @@ def test_version_is_a_non_empty_string() -> None:
 
 def test_catalog_sizes() -> None:
     assert len(THING_TYPES) >= 46
-    assert len(THING_TYPES) == 50
+    assert len(THING_TYPES) == 51  # 2026.2 added `event` (community events, the Poktapok plan)
     assert len(CONNECTION_TYPES) == 37
     assert len(EVENT_TYPES) == 58
     assert len(TAG_CATEGORIES) == 9
