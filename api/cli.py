@@ -36,6 +36,8 @@ app.add_typer(knowledge_app, name="knowledge")
 keys_app = typer.Typer(help="API keys: create (the secret is shown once), list, revoke.",
                        no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+schedules_app = typer.Typer(help="Scheduled jobs: list, run one now.", no_args_is_help=True)
+app.add_typer(schedules_app, name="schedules")
 app.add_typer(embeddings_app, name="embeddings")
 console = Console()
 
@@ -422,12 +424,57 @@ def sagas_list(
     db = _database(data_dir)
     with psycopg.connect(db.conninfo) as conn:
         rows = list_sagas(conn, status)
-    table = Table("id", "status", "step", "amount", "usd", "attempts", "reason", "updated")
+    table = Table("id", "kind", "status", "step", "what", "attempts", "reason", "updated")
     for row in rows:
-        table.add_row(str(row["id"]), row["status"], row["step"], str(row["amount"]),
-                      f"{row['usd_cents'] / 100:.2f}", str(row["attempts"]), row["reason"] or "",
-                      str(row["updated_at"]))
+        what = (f"{row['amount']} for {row['usd_cents'] / 100:.2f} usd" if row["kind"] == "token_purchase"
+                else f"{row['workflow']} of {row['subject_id']}")
+        table.add_row(str(row["id"]), row["kind"], row["status"], row["step"], what, str(row["attempts"]),
+                      row["reason"] or "", str(row["updated_at"]))
     console.print(table)
+
+
+@schedules_app.command("list")
+def schedules_list(data_dir: DataDir = None) -> None:
+    """Every organization's schedules: cron, job, status, next tick and last outcome."""
+    from projections.queries import list_schedules
+
+    with psycopg.connect(_database(data_dir).conninfo) as conn:
+        rows = list_schedules(conn, None)
+    table = Table("name", "org", "cron", "job", "status", "next tick", "last tick", "outcome", "fired")
+    for row in rows:
+        table.add_row(row["name"], row["org_id"], row["cron"], row["job"], row["status"],
+                      str(row["next_at"] or ""), str(row["last_tick"] or ""), row["last_outcome"] or "",
+                      str(row["fired"]))
+    console.print(table)
+
+
+@schedules_app.command("run")
+def schedules_run(
+    name: str,
+    org: Annotated[str | None, typer.Option(help="The organization (default: the default one).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run schedule NAME's job now (a manual tick, recorded with its outcome)."""
+    import dataclasses
+    import json
+
+    from api.runtime import Runtime
+    from commands.handlers import SYSTEM_ORG_ID
+    from commands.schedules import schedule_id
+
+    settings = dataclasses.replace(Settings.from_env(data_dir), run_sagas=False, run_knowledge=False)
+    runtime = Runtime.start(settings)
+    try:
+        stream = schedule_id(org or str(SYSTEM_ORG_ID), name)
+        if runtime.event_log.recorder.select_events(stream, limit=1) == []:
+            console.print(f"[red]no schedule {name!r}[/]")
+            raise typer.Exit(1)
+        outcome = runtime.scheduler().fire(stream, manual=True)
+    finally:
+        runtime.close()
+    console.print_json(json.dumps(outcome))
+    if outcome.get("outcome") != "succeeded":
+        raise typer.Exit(1)
 
 
 @sagas_app.command("show")

@@ -15,15 +15,18 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.application import AggregateNotFoundError
 from psycopg_pool import ConnectionPool
 
 from api.keyring import KeyRing
 from commands.bus import CommandBus
+from commands.features import catalog_id
 from commands.handlers import SYSTEM_ACTOR_ID, SYSTEM_ORG_ID, Context
 from commands.models import CreateOrganization, CreatePerson, EnsureBootstrapKey, IssueApiKey
 from commands.workflows import StartWorkflow
 from domain.api_keys import MIN_BOOTSTRAP_LENGTH, OWNER_KEY_ID, hash_token, new_token
 from domain.errors import AlreadyExists
+from domain.features import FeatureCatalog
 from domain.workflows import WorkflowDefinition
 from eventlog.store import EventLog, open_event_log
 from infra.database import ConnectionInfo, resolve_database, stop_embedded_server
@@ -39,15 +42,17 @@ from providers.chain import TokenLedger
 from providers.factory import build_ledger, build_payments, build_privy, embedder_spec
 from providers.payments import PaymentGateway
 from providers.privy import PrivyVerifier
+from providers.services import HttpServices, Services, parse_service_urls
 from sagas.chain_audit import missing_contracts
 from sagas.chain_replay import replay_signed_transactions
+from sagas.dsl_runner import DSL_ACTION, DslSteps, feature_definition
 from sagas.luma_sync import LumaSync
 from sagas.purchase_driver import PurchaseDriver
 from sagas.runner import SagaRunner
 from sagas.scheduler import Scheduler
 from sagas.signing import Signer
 from sagas.token_deployer import TokenDeployer
-from sagas.workflow_actions import standard_actions
+from sagas.workflow_actions import Action, standard_actions
 from sagas.workflow_catalog import BUILT_IN
 from sagas.workflow_driver import WorkflowDriver
 from streams.inprocess import InProcessRunner
@@ -152,7 +157,7 @@ class Runtime:
 
     def start_sagas(self, ledger: TokenLedger | None = None, payments: PaymentGateway | None = None,
                     clock: Callable[[], datetime] | None = None,
-                    analyst: BusinessAnalyst | None = None) -> SagaRunner:
+                    analyst: BusinessAnalyst | None = None, services: Services | None = None) -> SagaRunner:
         """Run the process drivers (token purchases, workflows) and the token deployer, with the
         configured providers unless given, on `clock` (tests move time with their own); across
         processes on one database only one runner leads, and an in-process chain is rebuilt from
@@ -164,8 +169,9 @@ class Runtime:
         signer = Signer(ledger)
         purchases = PurchaseDriver(self.bus, self.event_log, payments, ledger, self.token_owners,
                                    signer=signer, clock=clock)
-        workflows = WorkflowDriver(self.bus, self.event_log, self.reads, payments,
-                                   standard_actions(analyst or build_analyst(self.settings)), clock)
+        actions: dict[str, Action] = {**standard_actions(analyst or build_analyst(self.settings)),
+                   DSL_ACTION: DslSteps(self.event_log, self.reads, services or self.services())}
+        workflows = WorkflowDriver(self.bus, self.event_log, self.reads, payments, actions, clock)
 
         def rebuild_chain() -> None:
             if ledger.ephemeral:
@@ -180,6 +186,10 @@ class Runtime:
                                 chores=(TokenDeployer(self.bus, self.event_log, self.reads, signer),
                                         self.scheduler(clock))).start()
         return self.sagas
+
+    def services(self) -> Services:
+        """The external services DSL features call (`ONE_SERVICES`)."""
+        return HttpServices(parse_service_urls(self.settings.services))
 
     def scheduler(self, clock: Callable[[], datetime] | None = None) -> Scheduler:
         """The scheduler of this runtime's schedules and jobs (Luma sync, workflow start)."""
@@ -201,8 +211,15 @@ class Runtime:
         return {"workflow_id": started["id"]}
 
     def workflow_definitions(self, org_id: str) -> list[WorkflowDefinition]:
-        """The workflows the organization can start."""
-        return list(BUILT_IN.values())
+        """The workflows the organization can start: the platform's and its registered DSL
+        features (read from the log, so a feature runs as soon as it is registered)."""
+        try:
+            catalog: FeatureCatalog = self.event_log.repository.get(catalog_id(org_id))
+        except AggregateNotFoundError:
+            return list(BUILT_IN.values())
+        features = [feature_definition(f["feature"], f["context"], f["version"])
+                    for f in catalog.features.values()]
+        return [*BUILT_IN.values(), *features]
 
     def workflow_definition(self, name: str, org_id: str) -> WorkflowDefinition | None:
         """The organization's workflow called `name`, if any."""

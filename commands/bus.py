@@ -35,6 +35,7 @@ from psycopg.types.json import Jsonb
 from commands import (  # noqa: F401  (register their handlers)
     community_events,
     deployments,
+    features,
     identity,
     processes,
     purchases,

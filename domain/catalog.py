@@ -8,6 +8,7 @@ from domain.activity import Activity
 from domain.api_keys import ApiKey
 from domain.base import public_event_types
 from domain.connections import Connection
+from domain.features import FeatureCatalog
 from domain.luma_calendars import LumaCalendar
 from domain.organizations import Organization, Person
 from domain.schedules import Schedule
@@ -18,5 +19,5 @@ from domain.usernames import UsernameClaim
 from domain.workflows import WorkflowInstance
 
 AGGREGATES = (Organization, Person, Thing, Connection, Activity, TokenPurchase, ApiKey, UsernameClaim,
-              TokenDeployment, WorkflowInstance, Schedule, LumaCalendar)
+              TokenDeployment, WorkflowInstance, Schedule, LumaCalendar, FeatureCatalog)
 EVENT_CLASSES: dict[str, type[Any]] = public_event_types(*AGGREGATES)

@@ -96,6 +96,7 @@ POLICY: Final[Mapping[str, Mapping[str, Reach]]] = MappingProxyType({
     "schedules.manage": _row(_N, _N, _O, _A),
     "community_events.read": _row(_O, _O, _O, _O),
     "dsl.validate": _row(_N, _O, _O, _O),
+    "features.register": _row(_N, _N, _O, _O),
 })
 """action → role → reach. Every authenticated route names one of these actions."""
 
@@ -144,6 +145,7 @@ ACTION_SUMMARIES: Final[Mapping[str, str]] = MappingProxyType({
     "schedules.manage": "define, pause, resume, delete or run a scheduled job",
     "community_events.read": "list community events (synced from Luma)",
     "dsl.validate": "validate a feature written in the technical DSL",
+    "features.register": "register a DSL feature as a workflow of the organization",
 })
 
 SYSTEM_EVENT_TYPES: Final[frozenset[str]] = frozenset({

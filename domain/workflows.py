@@ -82,6 +82,8 @@ class WorkflowDefinition:
     steps: tuple[Step, ...]
     retry: Retry = Retry()
     description: str = ""
+    source: Mapping[str, Any] | None = None
+    """What the definition was compiled from (a DSL feature and its context), if anything."""
 
     def __post_init__(self) -> None:
         names = [step.name for step in self.steps]
@@ -125,7 +127,8 @@ class WorkflowDefinition:
                            title=s.get("title", ""), milestone=s.get("milestone", True),
                            retry=retry(s.get("retry"))) for s in data["steps"])
         return cls(name=data["name"], version=int(data["version"]), steps=steps,
-                   retry=retry(data.get("retry")) or Retry(), description=data.get("description", ""))
+                   retry=retry(data.get("retry")) or Retry(), description=data.get("description", ""),
+                   source=data.get("source"))
 
 
 def stars_for(attempts: int) -> int:

@@ -50,6 +50,8 @@ class Settings:
     session_ttl_s: float = 3600.0
     chat_model: str = "gpt-4o-mini"
     luma_base_url: str = "https://lu.ma"
+    services: str = ""
+    """`ONE_SERVICES`: JSON object of DSL service provider → base URL."""
 
     @property
     def distributed(self) -> bool:
@@ -94,6 +96,7 @@ class Settings:
             session_ttl_s=float(env.get("ONE_SESSION_TTL_SECONDS", "3600")),
             chat_model=env.get("ONE_CHAT_MODEL") or "gpt-4o-mini",
             luma_base_url=env.get("LUMA_BASE_URL") or "https://lu.ma",
+            services=env.get("ONE_SERVICES", ""),
         )
 
 

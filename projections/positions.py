@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from projections.registry import PROJECTIONS
+
 
 def read_checkpoints(conn: psycopg.Connection[object], names: Iterable[str]) -> dict[str, int]:
     """Position each projection has applied up to (0 if it never ran)."""
@@ -21,6 +23,12 @@ def read_checkpoints(conn: psycopg.Connection[object], names: Iterable[str]) -> 
     ).fetchall()
     found = {str(r[0]): int(r[1]) for r in rows}  # type: ignore[index]
     return {name: found.get(name, 0) for name in wanted}
+
+
+def _code_version(name: str) -> int:
+    """The version the code of read model `name` declares (1 for those outside the registry)."""
+    projection = PROJECTIONS.get(name)
+    return projection.version if projection is not None else 1
 
 
 @dataclass
@@ -36,12 +44,13 @@ class Checkpoints:
 
     def save(self, conn: psycopg.Connection[object], through: int) -> None:
         """Move every checkpoint behind `through` to it (in the caller's transaction)."""
-        moved = [(name, through) for name, position in self.positions.items() if through > position]
+        moved = [(name, through, _code_version(name)) for name, position in self.positions.items()
+                 if through > position]
         if moved:
             with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO projection_checkpoints (name, position, updated_at)"
-                    " VALUES (%s, %s, now()) ON CONFLICT (name) DO UPDATE"
+                cur.executemany(  # a new row: the read model was built by this code, at its version
+                    "INSERT INTO projection_checkpoints (name, position, version, updated_at)"
+                    " VALUES (%s, %s, %s, now()) ON CONFLICT (name) DO UPDATE"
                     " SET position = excluded.position, updated_at = now()"
                     " WHERE projection_checkpoints.position < excluded.position",
                     moved,

@@ -34,10 +34,13 @@ class ActionCall:
 
 @dataclass(frozen=True)
 class ActionResult:
-    """The step's output and its effects (appended with its completion)."""
+    """The step's output and its effects (appended with its completion); `end` finishes the
+    workflow after this step, `failure` fails it (a refusal no retry can change)."""
 
     output: Any
     effects: Effects | None = None
+    end: bool = False
+    failure: str | None = None
 
 
 Action = Callable[[ActionCall], ActionResult]

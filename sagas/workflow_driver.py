@@ -26,11 +26,13 @@ from commands.bus import CommandBus
 from commands.handlers import Context
 from commands.processes import AdvanceProcess
 from commands.unit_of_work import Scope
-from domain.workflows import Step, WorkflowInstance, evaluate_condition
+from domain.errors import DomainError
+from domain.workflows import DONE, Step, WorkflowInstance, evaluate_condition
 from eventlog.store import EventLog
 from infra import tracing
 from infra.tracing import Traced
 from providers.payments import PaymentError, PaymentGateway, PaymentUnavailable
+from sagas.purchase_driver import is_conflict
 from sagas.workflow_actions import Action, ActionCall, Effects, record_activity
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,17 @@ class WorkflowDriver:
             log.warning("workflow %s step %s failed: %s", instance.id, step.name, error)
             self._failed_try(instance, _reason(error))
             return
-        self._complete(instance, result.output, effects=result.effects)
+        if result.failure is not None:
+            reason = result.failure
+            self._apply(instance, lambda i, _, ctx: i.fail(ctx.actor_id, reason))
+            return
+        try:
+            self._complete(instance, result.output, effects=result.effects,
+                           next_step=DONE if result.end else None)
+        except DomainError as error:  # its effects were refused (nothing was appended): a failed try
+            if is_conflict(error):
+                raise
+            self._failed_try(instance, f"{error.code}: {error}")
 
     def _wait(self, instance: WorkflowInstance, step: Step) -> None:
         now = self.clock()

@@ -44,5 +44,13 @@ def instance_view(instance: WorkflowInstance) -> dict[str, Any]:
         "subject_id": instance.subject_id, "status": instance.status, "step": instance.step,
         "wake_at": instance.wake_at, "reason": instance.reason, "input": instance.input,
         "waiting_signals": [signal["name"] for signal in instance.inbox],
-        "progress": instance.progress(), "steps": steps, "version": instance.version,
+        "progress": instance.progress(), "result": _result(instance), "steps": steps,
+        "version": instance.version,
     }
+
+
+def _result(instance: WorkflowInstance) -> Any:
+    """What a finished DSL feature returned (None for other workflows)."""
+    outputs = [state.get("output") for state in instance.steps.values()]
+    returned = [o["returned"] for o in outputs if isinstance(o, dict) and o.get("returned") is not None]
+    return returned[0] if returned else None

@@ -1,5 +1,5 @@
 """Scheduled jobs (`/v1/schedules`), the community events they keep current
-(`/v1/community-events`), and validation of features in the seeds' technical DSL (`/v1/dsl`)."""
+(`/v1/community-events`), and features in the seeds' technical DSL (`/v1/dsl`: validate, register)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,14 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import Field
 
 from api.auth import Authenticated, caller_of, permission
 from api.deps import CleanQuery, Consistent, ContextDep, Limit, ReadDep, RuntimeDep, send_command
-from api.problems import Problem
-from commands.models import StrictModel
+from api.problems import Problem, problem_response
+from commands.features import FeatureBody, RegisterFeature
 from commands.schedules import ChangeSchedule, DefineSchedule, ScheduleBody
 from domain.community_events import EVENT_STATUSES
-from domain.dsl import validate_feature
+from domain.dsl import DslError, validate_feature
 from domain.schedules import Schedule
 from projections import queries as q
 from sagas.scheduler import Scheduler
@@ -94,17 +93,24 @@ def list_community_events(conn: ReadDep, request: Request, status: EventStatus =
                                                      limit)})
 
 
-class FeatureCheck(StrictModel):
-    """A feature in the technical DSL, with the types of values its caller supplies (`context`)."""
-
-    feature: dict[str, Any]
-    context: dict[str, str] = Field(default_factory=dict)
-
-
 @router.post("/dsl/validate", openapi_extra=permission("dsl.validate"))
-def validate_dsl(body: FeatureCheck) -> JSONResponse:
+def validate_dsl(body: FeatureBody) -> JSONResponse:
     """Check the feature against the ontology and its own references: every error with its JSON
     path and a stable code."""
     errors = validate_feature(body.feature, body.context or None)
-    return JSONResponse({"valid": not errors, "errors": [
-        {"path": e.path, "code": e.code, "message": e.message} for e in errors]})
+    return JSONResponse({"valid": not errors, "errors": [_error(e) for e in errors]})
+
+
+@router.post("/dsl/features", status_code=201, openapi_extra=permission("features.register"))
+async def register_feature(body: FeatureBody, request: Request, ctx: ContextDep) -> JSONResponse:
+    """Register a valid feature as a workflow of the organization (start it with
+    `POST /v1/workflows/{feature}/instances`); an invalid one is refused with every error."""
+    errors = validate_feature(body.feature, body.context or None)
+    if errors:
+        return problem_response(422, "validation_error", f"the feature has {len(errors)} error(s)",
+                                errors[0].path, errors=[_error(e) for e in errors])
+    return await send_command(request, ctx, RegisterFeature(**body.model_dump()))
+
+
+def _error(error: DslError) -> dict[str, str]:
+    return {"path": error.path, "code": error.code, "message": error.message}

@@ -22,6 +22,7 @@ from commands.models import StrictModel
 from commands.processes import operator_action
 from commands.workflows import SignalWorkflow, StartWorkflow, WorkflowSignal, WorkflowStart
 from domain.workflows import WorkflowDefinition, WorkflowInstance
+from sagas.dsl_runner import input_errors
 from sagas.workflow_views import instance_view, load_instance
 
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"], dependencies=[Authenticated, CleanQuery])
@@ -53,6 +54,10 @@ async def start_instance(name: WorkflowName, body: WorkflowStart, rt: RuntimeDep
                          ctx: ContextDep) -> JSONResponse:
     """Start the workflow for `subject_id` (default: the caller); it runs asynchronously."""
     definition = _definition(rt, caller_of(request), name)
+    missing = input_errors(definition, body.input)
+    if missing:
+        raise Problem(422, "validation_error", f"the workflow needs input {', '.join(missing)}",
+                      f"input.{missing[0]}")
     command = StartWorkflow(**body.model_dump(), definition=definition.to_dict())
     response = await send_command(request, ctx, command)
     _poke(rt, response)

@@ -241,6 +241,8 @@ SAMPLES: dict[tuple[str, str], Callable[[World], Sample]] = {
         "POST", f"/v1/schedules/{w.schedule()}/run"),
     ("GET", "/v1/community-events"): lambda w: Sample("GET", "/v1/community-events", params=w.after(),
                                                       about_a=False),
+    ("POST", "/v1/dsl/features"): lambda w: Sample("POST", "/v1/dsl/features", {"feature": {
+        "feature": "Hello", "input": {}, "output": {}, "flow": [{"return": {}}]}}, about_a=False),
     ("POST", "/v1/dsl/validate"): lambda w: Sample(
         "POST", "/v1/dsl/validate", {"feature": {"feature": "Noop"}}, about_a=False),
     ("GET", "/v1/workflows"): lambda w: Sample("GET", "/v1/workflows", about_a=False, about_caller=True),

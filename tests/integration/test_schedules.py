@@ -6,8 +6,12 @@ the seeds' DSL example validates over HTTP."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -19,7 +23,7 @@ from domain.errors import DomainError
 from domain.schedules import Schedule
 from eventlog.reader import read_stream
 from infra.database import ConnectionInfo
-from tests.conftest import served, start_runtime
+from tests.conftest import database_url, served, start_runtime
 from tests.support.clock import MovableClock
 from tests.support.dsl_examples import CREATE_AI_CLONE, CREATE_AI_CLONE_CONTEXT
 from tests.support.luma_server import LumaServer, luma_event
@@ -173,3 +177,32 @@ def test_the_seed_dsl_feature_validates_and_errors_name_their_paths(runtime: Run
         assert body["valid"] is False
         assert {"path": "$.flow[2].entity.type", "code": "unknown_thing_type"} in [
             {"path": e["path"], "code": e["code"]} for e in body["errors"]]
+
+
+def _one(runtime: Runtime, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the `one` CLI against the runtime's database."""
+    return subprocess.run([sys.executable, "-m", "api.cli", *args], capture_output=True, text=True,
+                          timeout=120, check=False, cwd=Path(__file__).resolve().parents[2],
+                          env={**os.environ, "DATABASE_URL": database_url(runtime.db), "COLUMNS": "250",
+                               "ONE_KNOWLEDGE": "0", **env})
+
+
+def test_the_cli_lists_schedules_and_runs_one_now(runtime: Runtime) -> None:
+    with LumaServer() as luma, served(runtime) as http:
+        luma.publish("club", [luma_event("launch", "Launch party", DAY_START + timedelta(days=2))])
+        made = http.post("/v1/schedules", json={"name": "nightly", "cron": "30 2 * * *", "job": "luma.sync",
+                                                "params": {"slug": "club"}})
+        assert made.status_code == 201, made.text
+        runtime.wait_for_sync(made.json()["position"])
+        listed = _one(runtime, {}, "schedules", "list")
+        assert listed.returncode == 0, listed.stderr
+        assert "nightly" in listed.stdout and "30 2 * * *" in listed.stdout
+        ran = _one(runtime, {"LUMA_BASE_URL": luma.base_url}, "schedules", "run", "nightly")
+        assert ran.returncode == 0, ran.stderr
+        assert '"outcome": "succeeded"' in ran.stdout and '"created": 1' in ran.stdout
+        missing = _one(runtime, {}, "schedules", "run", "no-such-schedule")
+        assert missing.returncode == 1 and "no schedule" in missing.stdout
+        runtime.wait_for_sync(runtime.head())
+        assert set(_events(http)) == {"launch"}
+        state: Schedule = runtime.event_log.repository.get(UUID(made.json()["id"]))
+        assert state.last_outcome == "succeeded" and state.status == "active"

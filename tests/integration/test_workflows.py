@@ -5,6 +5,8 @@ keeps failing parks the instance for an operator."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -19,6 +21,7 @@ from commands import models as m
 from commands.handlers import Context
 from commands.workflows import SignalWorkflow, StartWorkflow
 from domain.elevate import ELEVATE
+from domain.errors import DomainError
 from domain.workflows import Retry, Step, WorkflowDefinition, WorkflowInstance
 from infra.database import ConnectionInfo
 from projections.rebuild import rebuild, snapshot
@@ -28,6 +31,7 @@ from providers.stripe_sandbox import sandbox_gateway
 from sagas.workflow_actions import ActionCall, ActionResult, standard_actions
 from sagas.workflow_driver import WorkflowDriver
 from tests.conftest import served, start_runtime
+from tests.support.chat_server import ChatServer
 from tests.support.clock import MovableClock
 from tests.support.stripe_sandbox_hooks import ObservedSandbox
 from tests.support.waiting import wait_until
@@ -178,7 +182,8 @@ def _effects_once(runtime: Runtime, journey: Journey) -> None:
     db, instance = runtime.db, str(journey.id)
     runtime.wait_for_sync(runtime.head())
     assert journey.state().status == "completed"
-    paid = [pi["amount"] for pi in journey.stripe.payment_intents() if pi["status"] == "succeeded"]
+    paid = [pi["amount"] for pi in journey.stripe.payment_intents()
+            if pi["status"] == "succeeded" and pi["metadata"].get("workflow_id") == instance]
     assert paid == [100_00]
     assert len(_activity(db, "report_generated", instance)) == 1
     assert len(_activity(db, "payment_processed", instance)) == 1
@@ -264,3 +269,55 @@ def test_a_step_that_keeps_failing_retries_with_backoff_then_parks_for_an_operat
         assert http.get(f"/v1/workflows/instances/{instance}").json()["status"] == "completed"
         r = http.post(f"/v1/workflows/instances/{instance}/cancel", json={"note": "too late"})
         assert r.status_code == 409 and r.json()["code"] == "invalid_state"
+
+
+def test_the_hook_asks_the_configured_model_through_the_openai_sdk(fresh_db: ConnectionInfo) -> None:
+    with ChatServer(responder=lambda messages: "Grow with a paid community.") as chat:
+        chat.fail_next(1, status=429)  # rate limited once: the SDK retries
+        runtime = start_runtime(fresh_db, openai_base_url=chat.base_url, chat_model="gpt-test-mini")
+        runtime.start_sagas(payments=sandbox_gateway(ObservedSandbox()), clock=MovableClock())
+        try:
+            person = str(runtime.bus.execute(m.CreatePerson(name="Di", role="customer")).body["id"])
+            with served(runtime) as http:
+                r = http.post("/v1/workflows/elevate/instances",
+                              json={"subject_id": person, "input": PROFILE})
+                view = _wait_for(http, r.json()["id"], "waiting", "review")
+        finally:
+            runtime.close()
+    hook = view["steps"][0]["output"]
+    assert hook == {"analysis": "Grow with a paid community.", "source": "openai:gpt-test-mini"}
+    sent = chat.requests[-1]
+    assert sent["model"] == "gpt-test-mini" and "Yoga studio" in sent["messages"][-1]["content"]
+
+
+def test_concurrent_drivers_never_run_a_step_twice(runtime: Runtime) -> None:
+    stripe, clock = ObservedSandbox(), MovableClock()
+    journeys = [Journey(runtime, stripe, clock) for _ in range(4)]
+    drivers = [journeys[0].new_driver() for _ in range(3)]
+
+    def drive(driver: WorkflowDriver) -> None:
+        for _ in range(30):
+            for journey in journeys:
+                with contextlib.suppress(DomainError):  # another driver took this step first
+                    driver.advance(journey.id)
+
+    for journey in journeys:  # hook, then the 24 h wait begins
+        journey.driver.advance(journey.id)
+        journey.driver.advance(journey.id)
+    clock.advance(hours=25)
+    for journey in journeys:
+        journey.signal("pay", {"payment_method": "pm_card_visa"})
+        for name in USER_STEPS:
+            journey.signal(name, {})
+    threads = [threading.Thread(target=drive, args=(driver,)) for driver in drivers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for journey in journeys:
+        _effects_once(runtime, journey)
+        with runtime.reads.connection() as conn:
+            starts = conn.execute(
+                "SELECT count(*) FROM one_events WHERE originator_id = %s AND topic LIKE %s",
+                (journey.id, "%StepCompleted")).fetchone()
+        assert starts is not None and starts[0] == len(ELEVATE.steps)
