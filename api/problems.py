@@ -108,9 +108,12 @@ def install_problem_handlers(app: FastAPI) -> None:
             {"field": _field_of(tuple(e["loc"])), "message": e["msg"], "type": e["type"]}
             for e in exc.errors()
         ]
-        for error in errors:
+        for error, raw in zip(errors, exc.errors(), strict=True):
             if error["type"] == "json_invalid":  # loc is (body, character offset)
                 error["field"] = "body"
+            if error["type"] in ("union_tag_invalid", "union_tag_not_found"):  # the tag is at fault
+                tag = str(raw.get("ctx", {}).get("discriminator", "")).strip("'")
+                error["field"] = tag if error["field"] == "body" else f"{error['field']}.{tag}"
         first = errors[0] if errors else {"field": "body", "message": "invalid request"}
         code = "malformed_json" if first.get("type") == "json_invalid" else "validation_error"
         status = 400 if code == "malformed_json" else 422

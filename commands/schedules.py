@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import Field
 
 from commands.access import load
@@ -31,7 +31,10 @@ def next_tick(cron: str, after: datetime, field: str = "cron") -> datetime:
     """The first tick of `cron` (five fields, UTC) strictly after `after`."""
     if not croniter.is_valid(cron) or len(cron.split()) != 5:
         raise ValidationFailed(f"{cron!r} is not a five-field cron expression", field)
-    tick: datetime = croniter(cron, after).get_next(datetime)
+    try:
+        tick: datetime = croniter(cron, after).get_next(datetime)
+    except CroniterBadDateError:
+        raise ValidationFailed(f"{cron!r} names a day that never comes", field) from None
     return tick
 
 
@@ -44,22 +47,70 @@ def ticks_between(cron: str, after: datetime, until: datetime) -> list[datetime]
     return ticks
 
 
-class ScheduleBody(StrictModel):
-    """A cron schedule (five fields, UTC) running `job` (`luma.sync` {slug}, `workflow.start`
-    {workflow, subject_id, input}) with `params`."""
+def _cron_field(value: str) -> str:
+    item = rf"(?:\*|{value}(?:-{value})?)(?:/[1-9][0-9]?)?"
+    return rf"{item}(?:,{item})*"
+
+
+CRON_PATTERN = "^" + " ".join(_cron_field(v) for v in (
+    r"[1-5]?[0-9]", r"(?:1?[0-9]|2[0-3])", r"(?:[1-9]|[12][0-9]|3[01])", r"(?:[1-9]|1[0-2])", r"[0-6]")) + "$"
+"""Five cron fields (minute hour day-of-month month day-of-week; `*`, values, ranges, lists and
+steps), UTC. A day no month has (e.g. the 30th of February) is refused at definition."""
+Cron = Annotated[str, Field(max_length=200, pattern=CRON_PATTERN, examples=["0 12 * * *"])]
+
+
+class LumaSyncParams(StrictModel):
+    """Which Luma calendar to sync."""
+
+    slug: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+class WorkflowStartParams(StrictModel):
+    """Which workflow to start, for whom (default: the platform's system person), with what."""
+
+    workflow: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")
+    subject_id: UUID | None = None
+    input: JsonObject = Field(default_factory=dict)
+
+
+class LumaSyncSchedule(StrictModel):
+    """Sync a Luma calendar's events at each tick."""
 
     name: ScheduleName
-    cron: str = Field(min_length=9, max_length=100)
-    job: Literal["luma.sync", "workflow.start"]
-    params: JsonObject = Field(default_factory=dict)
+    cron: Cron
+    job: Literal["luma.sync"]
+    params: LumaSyncParams
 
 
-class DefineSchedule(ScheduleBody):
+class WorkflowStartSchedule(StrictModel):
+    """Start a workflow at each tick."""
+
+    name: ScheduleName
+    cron: Cron
+    job: Literal["workflow.start"]
+    params: WorkflowStartParams
+
+
+ScheduleBody = Annotated[LumaSyncSchedule | WorkflowStartSchedule, Field(discriminator="job")]
+"""A cron schedule of one of the jobs, with that job's parameters."""
+
+
+class DefineSchedule(StrictModel):
     """Define the schedule as of `now` (its first tick is the next one after it)."""
 
     action = "schedules.manage"
 
+    name: ScheduleName
+    cron: str
+    job: str
+    params: dict[str, Any]
     now: datetime
+
+    @classmethod
+    def of(cls, body: LumaSyncSchedule | WorkflowStartSchedule, now: datetime) -> DefineSchedule:
+        """The command for a schedule a client sent."""
+        return cls(name=body.name, cron=body.cron, job=body.job, params=body.params.model_dump(mode="json"),
+                   now=now)
 
 
 class ChangeSchedule(StrictModel):
@@ -77,7 +128,6 @@ def define_schedule(cmd: DefineSchedule, ctx: Context, scope: Scope) -> Reply:
     """Create the schedule (or define a deleted one of the same name again)."""
     if cmd.job not in JOBS:
         raise ValidationFailed(f"job must be one of {', '.join(sorted(JOBS))}", "job")
-    _check_params(cmd.job, cmd.params)
     first = next_tick(cmd.cron, cmd.now)
     stream = schedule_id(ctx.org_id, cmd.name)
     existing = scope.find(stream, Schedule)
@@ -100,13 +150,6 @@ def change_schedule(cmd: ChangeSchedule, ctx: Context, scope: Scope) -> Reply:
     else:
         schedule.delete(ctx.actor_id)
     return Reply(schedule.id, 200, {"status": schedule.status, "next_at": schedule.next_at})
-
-
-def _check_params(job: str, params: dict[str, Any]) -> None:
-    if job == "luma.sync" and not (isinstance(params.get("slug"), str) and params["slug"].strip()):
-        raise ValidationFailed("a luma.sync schedule needs params.slug (the calendar's slug)", "params.slug")
-    if job == "workflow.start" and not isinstance(params.get("workflow"), str):
-        raise ValidationFailed("a workflow.start schedule needs params.workflow", "params.workflow")
 
 
 @dataclass(frozen=True)

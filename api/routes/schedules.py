@@ -34,7 +34,7 @@ def list_schedules(conn: ReadDep, request: Request) -> JSONResponse:
 async def define_schedule(body: ScheduleBody, rt: RuntimeDep, request: Request,
                           ctx: ContextDep) -> JSONResponse:
     """Define a cron schedule (five fields, UTC) of a job; its first tick is the next one."""
-    return await send_command(request, ctx, DefineSchedule(**body.model_dump(), now=rt.clock()))
+    return await send_command(request, ctx, DefineSchedule.of(body, rt.clock()))
 
 
 @router.post("/schedules/{schedule_id}/pause", openapi_extra=permission("schedules.manage"))

@@ -206,3 +206,18 @@ def test_the_cli_lists_schedules_and_runs_one_now(runtime: Runtime) -> None:
         assert set(_events(http)) == {"launch"}
         state: Schedule = runtime.event_log.repository.get(UUID(made.json()["id"]))
         assert state.last_outcome == "succeeded" and state.status == "active"
+
+
+def test_bad_schedules_are_refused_with_the_field_at_fault(runtime: Runtime) -> None:
+    head = runtime.head()
+    with served(runtime) as http:
+        for body, field in (
+            ({"name": "a", "cron": "every day", "job": "luma.sync", "params": {"slug": "x"}}, "cron"),
+            ({"name": "a", "cron": "0 0 30 2 *", "job": "luma.sync", "params": {"slug": "x"}}, "cron"),
+            ({"name": "a", "cron": "0 12 * * *", "job": "luma.sync", "params": {}}, "slug"),
+            ({"name": "a", "cron": "0 12 * * *", "job": "backup", "params": {}}, "job"),
+        ):
+            r = http.post("/v1/schedules", json=body)
+            assert r.status_code == 422, (body, r.text)
+            assert r.json()["code"] == "validation_error" and field in r.json()["field"], r.json()
+    assert runtime.head() == head
