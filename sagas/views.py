@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import Notification
 
+from domain.base import OneAggregate
 from domain.token_purchase import TokenPurchase
 from eventlog.envelope import decode_notification
 from eventlog.store import EventLog
 
 _HIDDEN = {"raw"}  # signed transaction bytes: kept in the log, not needed by clients
+
+
+P = TypeVar("P", bound=OneAggregate)
+
+
+def load_process(event_log: EventLog, process_id: UUID, kind: type[P], org_id: str | None = None) -> P | None:
+    """The process `process_id` of type `kind` (in `org_id`, when given), from its stream; or None."""
+    try:
+        found: object = event_log.repository.get(process_id)
+    except AggregateNotFoundError:
+        return None
+    if not isinstance(found, kind) or org_id not in (None, found.org_id):
+        return None
+    return found
 
 
 def is_purchase(event_log: EventLog, saga_id: UUID) -> bool:
@@ -26,11 +41,8 @@ def is_purchase(event_log: EventLog, saga_id: UUID) -> bool:
 def purchase_view(event_log: EventLog, saga_id: UUID, org_id: str | None = None) -> dict[str, Any] | None:
     """The saga's current state and its history of steps, or None if there is no such saga (in
     `org_id`, when given)."""
-    try:
-        saga: object = event_log.repository.get(saga_id)
-    except AggregateNotFoundError:
-        return None
-    if not isinstance(saga, TokenPurchase) or org_id not in (None, saga.org_id):
+    saga = load_process(event_log, saga_id, TokenPurchase, org_id)
+    if saga is None:
         return None
     stored = event_log.recorder.select_events(saga_id)
     steps = []

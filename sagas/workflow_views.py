@@ -6,21 +6,14 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
-
 from domain.workflows import WorkflowInstance
 from eventlog.store import EventLog
+from sagas.views import load_process
 
 
 def load_instance(event_log: EventLog, instance_id: UUID, org_id: str | None) -> WorkflowInstance | None:
     """The instance (in `org_id`, when given), or None."""
-    try:
-        found: object = event_log.repository.get(instance_id)
-    except AggregateNotFoundError:
-        return None
-    if not isinstance(found, WorkflowInstance) or org_id not in (None, found.org_id):
-        return None
-    return found
+    return load_process(event_log, instance_id, WorkflowInstance, org_id)
 
 
 def instance_view(instance: WorkflowInstance) -> dict[str, Any]:

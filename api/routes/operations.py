@@ -24,8 +24,10 @@ from api.query_filters import ParkedStatusFilter, ProjectionFilter, SagaStatusFi
 from api.runtime import Runtime
 from commands.handlers import Context
 from commands.models import StrictModel
-from commands.processes import operator_action
+from commands.processes import PROCESS_KINDS, operator_action
+from domain.base import OneAggregate
 from domain.token_purchase import TokenPurchase
+from domain.workflows import WorkflowInstance
 from projections import queries as q
 from projections.parked import retry_parked, skip_parked
 
@@ -106,38 +108,40 @@ def list_sagas(conn: ReadDep, request: Request, status: SagaStatusFilter | None 
 
 @sagas.post("/{saga_id}/retry", openapi_extra=permission("operations.manage"))
 async def retry_saga(saga_id: UUID, rt: RuntimeDep, request: Request) -> JSONResponse:
-    """Retry a parked saga from the step it stopped at."""
+    """Retry a parked saga (or workflow instance) from the step it stopped at."""
     caller = caller_of(request)
-    return await _operate(rt, caller, saga_id, lambda saga: saga.resume(caller.actor_id))
+    return await operate(rt, caller, saga_id, PROCESS_KINDS, lambda saga: saga.resume(caller.actor_id))
 
 
 @sagas.post("/{saga_id}/resolve", openapi_extra=permission("operations.manage"))
 async def resolve_saga(saga_id: UUID, body: ResolveSaga, rt: RuntimeDep, request: Request) -> JSONResponse:
     """Settle a parked saga by hand, recording what was done."""
     caller = caller_of(request)
-    return await _operate(rt, caller, saga_id, lambda saga: saga.resolve(caller.actor_id, body.note))
+    return await operate(rt, caller, saga_id, (TokenPurchase,),
+                         lambda saga: saga.resolve(caller.actor_id, body.note))
 
 
-async def _operate(rt: Runtime, caller: Caller, saga_id: UUID,
-                   action: Callable[[TokenPurchase], None]) -> JSONResponse:
-    """Run an operator's action on a saga of the caller's scope, as the platform's own advance.
-    The saga is read from the log (its stream), not from the read model, which may lag."""
+async def operate(rt: Runtime, caller: Caller, process_id: UUID, kinds: tuple[type[OneAggregate], ...],
+                  action: Callable[[Any], None], field: str = "saga_id") -> JSONResponse:
+    """Run an operator's action on a process (of one of `kinds`) of the caller's scope, as the
+    platform's own advance. The process is read from the log (its stream), not from the read
+    model, which may lag."""
 
-    def load() -> TokenPurchase | None:
+    def load() -> OneAggregate | None:
         try:
-            saga: object = rt.event_log.repository.get(saga_id)
+            process: object = rt.event_log.repository.get(process_id)
         except AggregateNotFoundError:
             return None
         org = caller.org_scope
-        if not isinstance(saga, TokenPurchase) or (org is not None and saga.org_id != org):
+        if not isinstance(process, kinds) or (org is not None and process.org_id != org):
             return None
-        return saga
+        return process
 
-    saga = await asyncio.to_thread(load)
-    if saga is None:
-        raise Problem(404, "not_found", f"saga {saga_id} not found", "saga_id")
-    result = await rt.bus.execute_async(operator_action(saga_id, saga.version, action), Context())
+    process = await asyncio.to_thread(load)
+    if process is None:
+        raise Problem(404, "not_found", f"{field.removesuffix('_id')} {process_id} not found", field)
+    result = await rt.bus.execute_async(operator_action(process_id, process.version, action), Context())
     if rt.sagas is not None:
-        rt.sagas.poke(saga_id)
-    return JSONResponse({"id": str(saga_id), "version": result.body["version"],
+        rt.sagas.poke(process_id, "workflow" if isinstance(process, WorkflowInstance) else "token_purchase")
+    return JSONResponse({"id": str(process_id), "version": result.body["version"],
                          "position": result.body["position"]})

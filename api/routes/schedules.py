@@ -20,6 +20,7 @@ from domain.dsl import DslError, validate_feature
 from domain.schedules import Schedule
 from projections import queries as q
 from sagas.scheduler import Scheduler
+from sagas.views import load_process
 
 router = APIRouter(prefix="/v1", tags=["schedules"], dependencies=[Authenticated, CleanQuery])
 
@@ -64,13 +65,8 @@ async def run_schedule(schedule_id: UUID, rt: RuntimeDep, request: Request) -> J
     caller = caller_of(request)
 
     def run() -> dict[str, Any] | None:
-        try:
-            schedule: object = rt.event_log.repository.get(schedule_id)
-        except Exception:
-            return None
-        org = caller.org_scope
-        if not isinstance(schedule, Schedule) or (org is not None and schedule.org_id != org) \
-                or schedule.status == "deleted":
+        schedule = load_process(rt.event_log, schedule_id, Schedule, caller.org_scope)
+        if schedule is None or schedule.status == "deleted":
             return None
         scheduler: Scheduler = rt.scheduler()
         return scheduler.fire(schedule_id, manual=True)

@@ -3,9 +3,7 @@ journey, signal a user's action; operators retry, skip or cancel a parked instan
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -16,16 +14,16 @@ from pydantic import Field
 from api.auth import Authenticated, Caller, caller_of, permission
 from api.deps import CleanQuery, ContextDep, RuntimeDep, send_command
 from api.problems import Problem
+from api.routes.operations import operate
 from api.runtime import Runtime
-from commands.handlers import Context
 from commands.models import StrictModel
-from commands.processes import operator_action
 from commands.workflows import SignalWorkflow, StartWorkflow, WorkflowSignal, WorkflowStart
 from domain.workflows import WorkflowDefinition, WorkflowInstance
 from sagas.dsl_runner import input_errors
 from sagas.workflow_views import instance_view, load_instance
 
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"], dependencies=[Authenticated, CleanQuery])
+_INSTANCE, _FIELD = (WorkflowInstance,), "instance_id"
 WorkflowName = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")]
 
 
@@ -85,14 +83,15 @@ async def signal_instance(instance_id: UUID, body: WorkflowSignal, rt: RuntimeDe
 async def retry_instance(instance_id: UUID, rt: RuntimeDep, request: Request) -> JSONResponse:
     """Retry a parked instance's step from its first attempt."""
     caller = caller_of(request)
-    return await _operate(rt, caller, instance_id, lambda i: i.resume(caller.actor_id))
+    return await operate(rt, caller, instance_id, _INSTANCE, lambda i: i.resume(caller.actor_id), _FIELD)
 
 
 @router.post("/instances/{instance_id}/skip", openapi_extra=permission("operations.manage"))
 async def skip_step(instance_id: UUID, body: OperatorNote, rt: RuntimeDep, request: Request) -> JSONResponse:
     """Give up on the instance's current step and go on with the next."""
     caller = caller_of(request)
-    return await _operate(rt, caller, instance_id, lambda i: i.skip(caller.actor_id, body.note))
+    return await operate(rt, caller, instance_id, _INSTANCE, lambda i: i.skip(caller.actor_id, body.note),
+                         _FIELD)
 
 
 @router.post("/instances/{instance_id}/cancel", openapi_extra=permission("operations.manage"))
@@ -100,7 +99,8 @@ async def cancel_instance(instance_id: UUID, body: OperatorNote, rt: RuntimeDep,
                           request: Request) -> JSONResponse:
     """Stop the instance for good."""
     caller = caller_of(request)
-    return await _operate(rt, caller, instance_id, lambda i: i.cancel(caller.actor_id, body.note))
+    return await operate(rt, caller, instance_id, _INSTANCE,
+                         lambda i: i.cancel(caller.actor_id, body.note), _FIELD)
 
 
 def _visible(rt: Runtime, caller: Caller, instance_id: UUID) -> WorkflowInstance:
@@ -110,17 +110,6 @@ def _visible(rt: Runtime, caller: Caller, instance_id: UUID) -> WorkflowInstance
     if caller.self_only and instance.subject_id != caller.actor_id:
         raise Problem(403, "forbidden", f"workflow instance {instance_id} is not yours", "instance_id")
     return instance
-
-
-async def _operate(rt: Runtime, caller: Caller, instance_id: UUID,
-                   action: Callable[[WorkflowInstance], None]) -> JSONResponse:
-    """An operator's action, as the platform's own advance of the instance (read from the log)."""
-    instance = await asyncio.to_thread(_visible, rt, caller, instance_id)
-    result = await rt.bus.execute_async(operator_action(instance_id, instance.version, action), Context())
-    if rt.sagas is not None:
-        rt.sagas.poke(instance_id, "workflow")
-    return JSONResponse({"id": str(instance_id), "version": result.body["version"],
-                         "position": result.body["position"]})
 
 
 def _poke(rt: Runtime, response: JSONResponse) -> None:

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -221,3 +222,32 @@ def test_bad_schedules_are_refused_with_the_field_at_fault(runtime: Runtime) -> 
             assert r.status_code == 422, (body, r.text)
             assert r.json()["code"] == "validation_error" and field in r.json()["field"], r.json()
     assert runtime.head() == head
+
+
+def test_over_a_restart_each_tick_fires_once_and_missed_ticks_once(fresh_db: ConnectionInfo) -> None:
+    clock = MovableClock(DAY_START)
+    with LumaServer() as luma:
+        luma.publish("club", [])
+        runtime = start_runtime(fresh_db, luma_base_url=luma.base_url)
+        runtime.start_sagas(clock=clock)
+        try:
+            with served(runtime) as http:
+                schedule = http.post("/v1/schedules", json={
+                    "name": "hourly", "cron": "0 * * * *", "job": "luma.sync",
+                    "params": {"slug": "club"}}).json()["id"]
+            clock.advance(hours=1)  # 12:00
+            wait_until(lambda: _fired(runtime, schedule) == 1, "the 12:00 tick")
+        finally:
+            runtime.close()
+        clock.advance(hours=3)  # 13:00, 14:00 and 15:00 pass while ONE is down
+        runtime = start_runtime(fresh_db, luma_base_url=luma.base_url)
+        runtime.start_sagas(clock=clock)
+        try:
+            wait_until(lambda: _fired(runtime, schedule) == 2, "the missed ticks, once")
+            time.sleep(1.0)  # several scans of the runner later: still once
+            assert _fired(runtime, schedule) == 2
+            with psycopg.connect(fresh_db.conninfo) as conn:
+                claims = [e.data for e in read_stream(conn, schedule) if e.type == "schedule.tick_claimed"]
+        finally:
+            runtime.close()
+    assert [(c["tick"][11:16], c["missed"]) for c in claims] == [("12:00", 0), ("15:00", 2)]
