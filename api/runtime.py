@@ -39,6 +39,7 @@ from projections.registry import PROJECTIONS
 from projections.store import ProjectionSet
 from providers.analysis import BusinessAnalyst, build_analyst
 from providers.chain import TokenLedger
+from providers.chat import ChatModel, build_chat
 from providers.factory import build_ledger, build_payments, build_privy, embedder_spec
 from providers.payments import PaymentGateway
 from providers.privy import PrivyVerifier
@@ -92,6 +93,7 @@ class Runtime:
     knowledge: KnowledgeRunners | None = None
     sagas: SagaRunner | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    _chat: ChatModel | None = None
     """The time timers and schedules follow (tests move it with `start_sagas(clock=...)`)."""
     owner_key_file: Path | None = None
     """Where the first start wrote the platform-owner key (no `ONE_BOOTSTRAP_KEY`)."""
@@ -186,6 +188,12 @@ class Runtime:
                                 chores=(TokenDeployer(self.bus, self.event_log, self.reads, signer),
                                         self.scheduler(clock))).start()
         return self.sagas
+
+    def chat_model(self) -> ChatModel:
+        """How AI clones answer (the OpenAI SDK when configured, else the local responder)."""
+        if self._chat is None:
+            self._chat = build_chat(self.settings)
+        return self._chat
 
     def services(self) -> Services:
         """The external services DSL features call (`ONE_SERVICES`)."""

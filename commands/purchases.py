@@ -17,7 +17,7 @@ from domain.errors import Forbidden, ValidationFailed
 from domain.organizations import Person
 from domain.permissions import Reach
 from domain.things import Thing
-from domain.token_purchase import Share, TokenPurchase
+from domain.token_purchase import REWARD_PREFIX, Share, TokenPurchase
 
 
 @handles(m.StartTokenPurchase)
@@ -65,7 +65,8 @@ Decision = Callable[[TokenPurchase, Scope, Context], None]
 
 
 def record_holdings(shares: list[Share]) -> Decision:
-    """The saga's last forward step: balance, activity and revenue, with the saga's completion."""
+    """The saga's last forward step: balance, activity and revenue (for a reward: the earning),
+    with the saga's completion."""
 
     def decide(saga: TokenPurchase, scope: Scope, ctx: Context) -> None:
         buyer, token = UUID(saga.buyer_id), UUID(saga.token_id)
@@ -79,6 +80,12 @@ def record_holdings(shares: list[Share]) -> Decision:
         else:
             balance = holding.metadata.get("balance", 0)
             holding.update_metadata(ctx.actor_id, {"balance": balance + saga.amount})
+        if saga.reward:
+            reason = saga.payment_method.removeprefix(REWARD_PREFIX)
+            _activity(scope, saga, ctx, "token_transacted", token, {
+                "action": "earned", "amount": saga.amount, "reason": reason, "purchaseId": str(saga.id)})
+            saga.complete(ctx.actor_id, [])
+            return
         usd = saga.usd_cents / 100
         _activity(scope, saga, ctx, "tokens_purchased", token,
                   {"amount": saga.amount, "usdAmount": usd, "purchaseId": str(saga.id)})

@@ -97,6 +97,8 @@ POLICY: Final[Mapping[str, Mapping[str, Reach]]] = MappingProxyType({
     "community_events.read": _row(_O, _O, _O, _O),
     "dsl.validate": _row(_N, _O, _O, _O),
     "features.register": _row(_N, _N, _O, _O),
+    "clones.chat": _row(_O, _O, _O, _O),
+    "clones.read": _row(_N, _O, _O, _O),
 })
 """action → role → reach. Every authenticated route names one of these actions."""
 
@@ -146,6 +148,8 @@ ACTION_SUMMARIES: Final[Mapping[str, str]] = MappingProxyType({
     "community_events.read": "list community events (synced from Luma)",
     "dsl.validate": "validate a feature written in the technical DSL",
     "features.register": "register a DSL feature as a workflow of the organization",
+    "clones.chat": "chat with an AI clone (holding its creator's token; rewarded in tokens)",
+    "clones.read": "read an AI clone's metrics (interactions, users, tokens used, rewards)",
 })
 
 SYSTEM_EVENT_TYPES: Final[frozenset[str]] = frozenset({

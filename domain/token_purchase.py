@@ -27,6 +27,8 @@ SAGA_STATUSES = frozenset({"running", "compensating", "parked", "completed", "fa
 """Every status a purchase saga can be in."""
 
 PLATFORM_FEE = 0.15
+REWARD_PREFIX = "reward:"
+"""A purchase whose payment method starts with this is a reward: minted, never charged."""
 TOKEN_DECIMALS = 18
 
 
@@ -312,11 +314,12 @@ class TokenPurchase(OneAggregate):
         cls, *, id: UUID, org_id: str, actor_id: str, buyer_id: str, token_id: str,
         amount: int, usd_cents: int, payment_method: str, wallet: str, contract: str,
     ) -> TokenPurchase:
-        """Open a purchase (inputs already validated against the buyer and token); without a
-        contract yet, it first waits for the token's deployment."""
+        """Open a purchase (inputs already validated against the buyer and token), or a reward (no
+        price, a `reward:` payment method); without a contract yet, it first waits for the token's
+        deployment."""
         if amount <= 0:
             raise ValidationFailed("amount must be greater than 0", "amount")
-        if usd_cents <= 0:
+        if usd_cents <= 0 and not (usd_cents == 0 and payment_method.startswith(REWARD_PREFIX)):
             raise ValidationFailed("usd_amount must be greater than 0", "usd_amount")
         return cls._create(
             cls.Started, id=id, org_id=org_id, actor_id=actor_id, buyer_id=buyer_id,
@@ -366,6 +369,12 @@ class TokenPurchase(OneAggregate):
         """Give up before anything was charged."""
         self._at("contract")
         self._move(self.Abandoned, ("failed", "done"), actor_id, reason=reason)
+
+    @property
+    def reward(self) -> bool:
+        """Tokens earned, not bought (e.g. for chatting with a clone): nothing is charged or refunded,
+        and the holdings record `token_transacted` (earned) instead of a purchase and revenue."""
+        return self.usd_cents == 0 and self.payment_method.startswith(REWARD_PREFIX)
 
     def payment_succeeded(self, actor_id: str, payment_id: str) -> None:
         """Record the charge."""

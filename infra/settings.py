@@ -51,6 +51,8 @@ class Settings:
     chat_model: str = "gpt-4o-mini"
     luma_base_url: str = "https://lu.ma"
     services: str = ""
+    clone_reward_tokens: int = 10
+    chat_timeout_s: float = 30.0
     """`ONE_SERVICES`: JSON object of DSL service provider → base URL."""
 
     @property
@@ -97,6 +99,8 @@ class Settings:
             chat_model=env.get("ONE_CHAT_MODEL") or "gpt-4o-mini",
             luma_base_url=env.get("LUMA_BASE_URL") or "https://lu.ma",
             services=env.get("ONE_SERVICES", ""),
+            clone_reward_tokens=int(env.get("ONE_CLONE_REWARD_TOKENS", "10")),
+            chat_timeout_s=float(env.get("ONE_CHAT_TIMEOUT_SECONDS", "30")),
         )
 
 

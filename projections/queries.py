@@ -402,3 +402,54 @@ def community_events(conn: Conn, org_id: str, status: str | None, published: boo
                        " AND (%s::boolean IS NULL OR (properties->>'published')::boolean = %s)"
                        " ORDER BY properties->>'startDate', id LIMIT %s",
                  (org_id, status, status, published, published, limit))
+
+
+# ---- AI clones -----------------------------------------------------------------------------
+
+
+def clone_access_token(conn: Conn, clone_id: str, person_id: str) -> str | None:
+    """A token of the clone's creator (an owner of the clone) that the person holds a positive
+    balance of; None if they hold none (the token gate)."""
+    row = conn.execute(
+        "SELECT t.id FROM connections owner JOIN connections owned ON owned.from_id = owner.from_id"
+        " AND owned.type = 'owns' AND owned.removed_at IS NULL"
+        " JOIN things t ON t.id = owned.to_id AND t.type = 'token' AND t.deleted_at IS NULL"
+        " JOIN connections holds ON holds.to_id = t.id AND holds.type = 'holds_tokens'"
+        " AND holds.removed_at IS NULL AND holds.from_id = %s"
+        " AND coalesce((holds.metadata->>'balance')::numeric, 0) > 0"
+        " WHERE owner.to_id = %s AND owner.type = 'owns' AND owner.removed_at IS NULL"
+        " ORDER BY t.created_position LIMIT 1", (person_id, clone_id)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def clone_knowledge(conn: Conn, clone_id: str) -> list[str]:
+    """The things the clone is trained on (`trained_on` connections from it)."""
+    rows = conn.execute("SELECT to_id FROM connections WHERE from_id = %s AND type = 'trained_on'"
+                        " AND removed_at IS NULL", (clone_id,)).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def clone_history(conn: Conn, clone_id: str, person_id: str, turns: int) -> list[tuple[str, str]]:
+    """The person's last `turns` exchanges with the clone, oldest first."""
+    rows = conn.execute(
+        "SELECT metadata->>'message', metadata->>'response' FROM activity WHERE target_id = %s"
+        " AND type = 'clone_interaction' AND actor_id = %s ORDER BY position DESC LIMIT %s",
+        (clone_id, person_id, turns)).fetchall()
+    return [(str(m), str(r)) for m, r in reversed(rows)]
+
+
+def clone_metrics(conn: Conn, clone_id: str) -> Row:
+    """The seeds' `getCloneMetrics`: interactions, unique users, tokens used, and the rewards paid
+    (completed reward sagas) and pending."""
+    row = conn.execute(
+        "SELECT count(*), count(DISTINCT actor_id), coalesce(sum((metadata->>'tokensUsed')::bigint), 0),"
+        " array_remove(array_agg(metadata->>'rewardId'), NULL) FROM activity"
+        " WHERE target_id = %s AND type = 'clone_interaction'", (clone_id,)).fetchone()
+    assert row is not None
+    rewards = conn.execute(
+        "SELECT count(*) FILTER (WHERE status = 'completed'), coalesce(sum(amount) FILTER"
+        " (WHERE status = 'completed'), 0), count(*) FILTER (WHERE status IN ('running', 'parked'))"
+        " FROM sagas WHERE id = ANY(%s::uuid[])", (row[3],)).fetchone()
+    assert rewards is not None
+    return {"clone_id": clone_id, "interactions": row[0], "unique_users": row[1], "tokens_used": int(row[2]),
+            "rewards_paid": rewards[0], "reward_tokens": int(rewards[1]), "rewards_pending": rewards[2]}

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from infra.settings import Settings
+from providers.chat import openai_client
 
 LOCAL_TEMPLATE = "local-template"
 
@@ -75,10 +76,5 @@ class TemplateAnalyst:
 
 def build_analyst(settings: Settings) -> BusinessAnalyst:
     """OpenAI (`OPENAI_API_KEY` and/or `OPENAI_BASE_URL`, model `ONE_CHAT_MODEL`), else the template."""
-    if not (settings.openai_api_key or settings.openai_base_url):
-        return TemplateAnalyst()
-    from openai import OpenAI
-
-    client = OpenAI(api_key=settings.openai_api_key or "not-needed", base_url=settings.openai_base_url,
-                    timeout=30.0, max_retries=1)
-    return OpenAIAnalyst(client, settings.chat_model)
+    client = openai_client(settings)
+    return TemplateAnalyst() if client is None else OpenAIAnalyst(client, settings.chat_model)

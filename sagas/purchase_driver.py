@@ -123,6 +123,8 @@ class PurchaseDriver:
         raise Transient("waiting for the token's contract to be deployed")
 
     def _charge(self, saga: TokenPurchase) -> Step:
+        if saga.reward:  # earned, not bought: nothing to charge
+            return saga, lambda s, _, ctx: s.payment_succeeded(ctx.actor_id, s.payment_method)
         return saga, self._charge_decision(saga)
 
     def _charge_decision(self, saga: TokenPurchase) -> Decision | None:
@@ -166,6 +168,8 @@ class PurchaseDriver:
         return saga, _compensate(f"mint transaction {tx.tx_hash} reverted")
 
     def _record(self, saga: TokenPurchase) -> Step:
+        if saga.reward:
+            return saga, record_holdings([])
         try:
             owners = self.owners_of(saga.org_id, saga.token_id)
         except Exception as error:
@@ -198,6 +202,8 @@ class PurchaseDriver:
         late_mint = self._late_mint(saga)
         if late_mint is not None:
             return saga, late_mint
+        if saga.reward:  # nothing was charged
+            return saga, lambda s, _, ctx: s.refunded(ctx.actor_id, s.payment_method)
         try:
             refund = self.payments.refund(payment_id=saga.payment_id,
                                           idempotency_key=f"{saga.id}:refund")

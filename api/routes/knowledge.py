@@ -37,7 +37,7 @@ class ContextRequest(StrictModel):
     after: JsonInt | None = Field(default=None, ge=0, le=MAX_POSITION)
 
 
-def _run(rt: Runtime, work: Any) -> Any:
+def with_active_index(rt: Runtime, work: Any) -> Any:
     """Run `work(conn, index, embed)` on the active index, mapping the knowledge failures."""
     with rt.reads.connection() as conn, conn.transaction():
         index = hold_active_index(conn)
@@ -74,7 +74,7 @@ async def search_things(
     filters = Filters(type=type, tag=tag, status=status, org_id=caller.org_id)
     await rt.wait_for(requested_position(after, x_after_position), knowledge=True)
     index, results = await asyncio.to_thread(
-        _run, rt, lambda conn, index, embed: search(conn, index, embed, q, mode, filters, limit))
+        with_active_index, rt, lambda conn, index, embed: search(conn, index, embed, q, mode, filters, limit))
     return _described(index, {"results": results, "mode": mode})
 
 
@@ -85,6 +85,6 @@ async def knowledge_context(rt: RuntimeDep, request: Request, body: ContextReque
     filters = Filters(type=body.type, tag=body.tag, status=body.status, org_id=caller.org_id)
     await rt.wait_for(body.after or 0, knowledge=True)
     index, chunks = await asyncio.to_thread(
-        _run, rt, lambda conn, index, embed: context_chunks(conn, index, embed(body.question), filters,
-                                                           body.limit))
+        with_active_index, rt,
+        lambda conn, index, embed: context_chunks(conn, index, embed(body.question), filters, body.limit))
     return _described(index, {"question": body.question, "chunks": chunks})

@@ -43,11 +43,13 @@ class Filters:
     tag: str | None = None
     status: str | None = None
     org_id: str | None = None
+    thing_ids: tuple[str, ...] | None = None
+    """Only these things (e.g. the knowledge an AI clone is trained on)."""
 
     @property
     def narrowing(self) -> bool:
         """True when any filter is set."""
-        return any(v is not None for v in (self.type, self.tag, self.status, self.org_id))
+        return any(v is not None for v in (self.type, self.tag, self.status, self.org_id, self.thing_ids))
 
     def where(self) -> tuple[sql.Composable, list[Any]]:
         """SQL conditions on the documents table `d`, and their parameters."""
@@ -60,6 +62,9 @@ class Filters:
         if self.tag is not None:
             conditions.append(sql.SQL("d.tags @> ARRAY[%s]::text[]"))
             params.append(self.tag)
+        if self.thing_ids is not None:
+            conditions.append(sql.SQL("d.thing_id = ANY(%s::uuid[])"))
+            params.append(list(self.thing_ids))
         return sql.SQL(" AND ").join(conditions), params
 
 

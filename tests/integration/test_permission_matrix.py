@@ -22,6 +22,8 @@ import pytest
 
 from api.permissions_doc import DOC, parse_matrix, render_matrix, updated
 from api.runtime import Runtime
+from commands.handlers import SYSTEM_ACTOR_ID, Context
+from commands.models import CreateConnection
 from commands.processes import AdvanceProcess
 from domain.permissions import PUBLIC
 from tests.conftest import OWNER, bearer, log_head
@@ -59,6 +61,7 @@ class World:
     a: Tenant
     b: Tenant
     runtime: Runtime
+    clone_id: str | None = None
 
     def thing(self, type: str = "course", **fields: Any) -> str:
         return str(self.a.act(self.a.owner, "POST", "/v1/things",
@@ -119,6 +122,23 @@ class World:
         schedule = self.schedule()
         self.a.act(self.a.owner, "POST", f"/v1/schedules/{schedule}/pause")
         return schedule
+
+    def chat_clone(self) -> str:
+        """An AI clone of A whose creator's token every member of A (and the platform owner) holds."""
+        if self.clone_id is None:
+            owner = self.a.owner
+            creator, token, clone = self.thing("creator"), self.token(), self.thing("ai_clone")
+            for target in (token, clone):
+                self.a.act(owner, "POST", "/v1/connections", json={"from_id": creator, "to_id": target,
+                                                                   "type": "owns"})
+            holders = [m.id for m in (self.a.customer, self.a.user, owner)] + [str(SYSTEM_ACTOR_ID)]
+            for holder in holders:
+                done = self.runtime.bus.execute(CreateConnection(
+                    from_id=uuid.UUID(holder), to_id=uuid.UUID(token), type="holds_tokens",
+                    metadata={"balance": 3}), Context(org_id=self.a.id))
+                self.a.position = max(self.a.position, done.body["position"])
+            self.clone_id = clone
+        return self.clone_id
 
     def after(self) -> Json:
         return {"after": self.a.position}
@@ -245,6 +265,9 @@ SAMPLES: dict[tuple[str, str], Callable[[World], Sample]] = {
         "feature": "Hello", "input": {}, "output": {}, "flow": [{"return": {}}]}}, about_a=False),
     ("POST", "/v1/dsl/validate"): lambda w: Sample(
         "POST", "/v1/dsl/validate", {"feature": {"feature": "Noop"}}, about_a=False),
+    ("POST", "/v1/clones/{clone_id}/messages"): lambda w: Sample(
+        "POST", f"/v1/clones/{w.chat_clone()}/messages", {"message": "hello"}),
+    ("GET", "/v1/clones/{clone_id}/metrics"): lambda w: Sample("GET", f"/v1/clones/{w.chat_clone()}/metrics"),
     ("GET", "/v1/workflows"): lambda w: Sample("GET", "/v1/workflows", about_a=False, about_caller=True),
     ("POST", "/v1/workflows/{name}/instances"): lambda w: Sample(
         "POST", "/v1/workflows/elevate/instances",
