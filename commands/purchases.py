@@ -48,6 +48,7 @@ def start_token_purchase(cmd: m.StartTokenPurchase, ctx: Context, scope: Scope) 
         payment_method=cmd.payment_method, wallet=wallet, contract=contract,
     )
     scope.add(saga)
+    _payment(scope, saga, ctx, "initiated")
     return Reply(saga.id, 202, {"status": saga.status})
 
 
@@ -99,6 +100,46 @@ def record_holdings(shares: list[Share]) -> Decision:
         saga.complete(ctx.actor_id, shares)
 
     return decide
+
+
+def declined(payment_id: str | None, code: str | None) -> Decision:
+    """The card was declined: the saga fails and the payment is recorded `failed`."""
+
+    def decide(saga: TokenPurchase, scope: Scope, ctx: Context) -> None:
+        saga.payment_declined(ctx.actor_id, payment_id, code)
+        _payment(scope, saga, ctx, "failed", declineCode=code, paymentId=payment_id)
+
+    return decide
+
+
+def abandoned(reason: str) -> Decision:
+    """The token's contract never came: nothing was charged, the payment is recorded `failed`."""
+
+    def decide(saga: TokenPurchase, scope: Scope, ctx: Context) -> None:
+        saga.abandon(ctx.actor_id, reason)
+        _payment(scope, saga, ctx, "failed", reason=reason)
+
+    return decide
+
+
+def refunded(refund_id: str) -> Decision:
+    """The compensation's refund went through: the payment is recorded `refunded`."""
+
+    def decide(saga: TokenPurchase, scope: Scope, ctx: Context) -> None:
+        saga.refunded(ctx.actor_id, refund_id)
+        _payment(scope, saga, ctx, "refunded", refundId=refund_id, paymentId=saga.payment_id)
+
+    return decide
+
+
+def _payment(scope: Scope, saga: TokenPurchase, ctx: Context, status: str, **details: Any) -> None:
+    """`payment_processed` with `status` (initiated, failed, refunded; completed is recorded with
+    the holdings); rewards pay nothing and record none."""
+    if saga.reward:
+        return
+    _activity(scope, saga, ctx, "payment_processed", UUID(saga.token_id), {
+        "status": status, "amount": saga.usd_cents / 100, "purchaseId": str(saga.id),
+        **{key: value for key, value in details.items() if value is not None}})
 
 
 def _activity(

@@ -29,7 +29,7 @@ from uuid import UUID
 from commands.bus import CommandBus
 from commands.handlers import Context
 from commands.processes import AdvanceProcess
-from commands.purchases import Decision, record_holdings
+from commands.purchases import Decision, abandoned, declined, record_holdings, refunded
 from domain.errors import DomainError
 from domain.things import Thing
 from domain.token_purchase import TOKEN_DECIMALS, TokenPurchase, revenue_split
@@ -119,7 +119,7 @@ class PurchaseDriver:
         if token.deleted or waited > self.policy.contract_wait_s:
             reason = ("the token was deleted" if token.deleted else
                       f"the token's contract was not deployed within {self.policy.contract_wait_s:.0f}s")
-            return saga, lambda s, _, ctx: s.abandon(ctx.actor_id, reason)
+            return saga, abandoned(reason)
         raise Transient("waiting for the token's contract to be deployed")
 
     def _charge(self, saga: TokenPurchase) -> Step:
@@ -137,11 +137,11 @@ class PurchaseDriver:
         except PaymentUnavailable as error:
             raise Transient(f"payment provider unavailable: {error}") from error
         except PaymentError as error:
-            return _declined(None, error.code or "payment_error")
+            return declined(None, error.code or "payment_error")
         if payment.status == "succeeded":
             return lambda s, _, ctx: s.payment_succeeded(ctx.actor_id, payment.id)
         if payment.status in ("declined", "canceled"):
-            return _declined(payment.id, payment.decline_code)
+            return declined(payment.id, payment.decline_code)
         raise Transient(f"payment {payment.id} is {payment.status}")
 
     def _mint(self, saga: TokenPurchase) -> Step:
@@ -203,7 +203,7 @@ class PurchaseDriver:
         if late_mint is not None:
             return saga, late_mint
         if saga.reward:  # nothing was charged
-            return saga, lambda s, _, ctx: s.refunded(ctx.actor_id, s.payment_method)
+            return saga, refunded(saga.payment_method)
         try:
             refund = self.payments.refund(payment_id=saga.payment_id,
                                           idempotency_key=f"{saga.id}:refund")
@@ -211,7 +211,7 @@ class PurchaseDriver:
             raise Transient(f"refund failed: {error}") from error
         if refund.status == "failed":
             raise Transient(f"refund {refund.id} failed")
-        return saga, lambda s, _, ctx: s.refunded(ctx.actor_id, refund.id)
+        return saga, refunded(refund.id)
 
     # ---- helpers -----------------------------------------------------------------------------
 
@@ -286,10 +286,6 @@ class PurchaseDriver:
         saga's last event (`<saga id>@<version>`)."""
         cause = Context(correlation_id=saga.correlation_id, causation_id=f"{saga.id}@{saga.version}")
         self.bus.execute(AdvanceProcess(saga.id, saga.version, decision), cause)
-
-
-def _declined(payment_id: str | None, code: str | None) -> Decision:
-    return lambda s, _, ctx: s.payment_declined(ctx.actor_id, payment_id, code)
 
 
 def _park(reason: str) -> Decision:

@@ -1,7 +1,8 @@
-"""The operator console: one static page (`/console`, no build step) that reads the API with the
-key typed into it: projection positions, lag and rate, parked events and parked sagas with their
-actions, and the live event stream. The page itself holds nothing secret; every call it makes is
-authenticated and scoped like any other client's."""
+"""The web pages, static and without a build step, that read the API with the key typed into them:
+the operator console (`/console`: projection positions, lag and rate, parked events and parked
+sagas with their actions, the live event stream) and the analytics dashboard (`/dashboard`, served
+by `api.routes.analytics`). The pages hold nothing secret; every call they make is authenticated
+and scoped like any other client's."""
 
 from __future__ import annotations
 
@@ -9,18 +10,27 @@ from functools import cache
 from importlib.resources import files
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 router = APIRouter(tags=["console"])
 
 
 @cache
-def page() -> str:
-    """The console's HTML, read once."""
-    return files(__package__).joinpath("console.html").read_text(encoding="utf-8")
+def asset(name: str) -> str:
+    """A file of the web pages (HTML, JavaScript), read once."""
+    return files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+PAGE_HEADERS = {"Cache-Control": "no-cache", "X-Frame-Options": "DENY"}
 
 
 @router.get("/console", response_class=HTMLResponse, include_in_schema=False)
 def console() -> HTMLResponse:
     """The operator console."""
-    return HTMLResponse(page(), headers={"Cache-Control": "no-cache", "X-Frame-Options": "DENY"})
+    return HTMLResponse(asset("console.html"), headers=PAGE_HEADERS)
+
+
+@router.get("/console/stream.js", include_in_schema=False)
+def stream_script() -> Response:
+    """The live-log follower the console and the dashboard share."""
+    return Response(asset("stream.js"), media_type="text/javascript", headers=PAGE_HEADERS)

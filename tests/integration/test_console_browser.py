@@ -5,14 +5,8 @@ the live stream, and leaves a screenshot."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ready
@@ -22,27 +16,6 @@ from api.runtime import Runtime
 from tests.conftest import served
 from tests.support.parking import fix_the_cause, parked_purchase, refuse_cursed_names
 from tests.tenants import Tenant
-
-CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                  "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--window-size=1280,1000")
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if chromium is None or driver is None:
-        pytest.fail("the console test needs Debian's chromium and chromium-driver (scripts/test "
-                    "installs them)")
-    options = Options()
-    options.binary_location = chromium
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}"):
-        options.add_argument(flag)
-    session = webdriver.Chrome(options=options, service=Service(executable_path=driver))
-    try:
-        yield session
-    finally:
-        session.quit()
 
 
 def test_the_console_shows_and_handles_parked_work_live(runtime: Runtime, browser: WebDriver,

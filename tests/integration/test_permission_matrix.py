@@ -265,6 +265,12 @@ SAMPLES: dict[tuple[str, str], Callable[[World], Sample]] = {
         "feature": "Hello", "input": {}, "output": {}, "flow": [{"return": {}}]}}, about_a=False),
     ("POST", "/v1/dsl/validate"): lambda w: Sample(
         "POST", "/v1/dsl/validate", {"feature": {"feature": "Noop"}}, about_a=False),
+    ("GET", "/v1/analytics/revenue"): lambda w: Sample("GET", "/v1/analytics/revenue", params=w.after(),
+                                                       about_a=False),
+    ("GET", "/v1/analytics/dashboard"): lambda w: Sample("GET", "/v1/analytics/dashboard", params=w.after(),
+                                                         about_a=False),
+    ("GET", "/v1/analytics/export"): lambda w: Sample(
+        "GET", "/v1/analytics/export", params={"report": "top_content", **w.after()}, about_a=False),
     ("POST", "/v1/clones/{clone_id}/messages"): lambda w: Sample(
         "POST", f"/v1/clones/{w.chat_clone()}/messages", {"message": "hello"}),
     ("GET", "/v1/clones/{clone_id}/metrics"): lambda w: Sample("GET", f"/v1/clones/{w.chat_clone()}/metrics"),
