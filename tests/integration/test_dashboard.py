@@ -51,9 +51,11 @@ def shop(fresh_db: ConnectionInfo) -> Iterator[Shop]:
                 "buyer_id": buyer.id, "token_id": token, "amount": amount, "payment_method": card})["id"]
                 for amount, card in ((5, "pm_card_visa"), (10, "pm_card_visa"),
                                      (1, "pm_card_chargeDeclined"))]
-            for purchase in purchases:
-                wait_until(lambda p=purchase: a.read(buyer, f"/v1/token-purchases/{p}")["status"]
-                           in ("completed", "failed"), "the purchases to finish", timeout=90)
+            def finished() -> bool:
+                statuses = [a.read(buyer, f"/v1/token-purchases/{p}")["status"] for p in purchases]
+                return all(status in ("completed", "failed") for status in statuses)
+
+            wait_until(finished, "the purchases to finish", timeout=90)
             for kind, meta in (("content_viewed", {}), ("content_viewed", {}),
                                ("content_interacted", {"interactionType": "liked"})):
                 a.act(owner, "POST", "/v1/events", json={"type": kind, "target_id": post, "metadata": meta})
