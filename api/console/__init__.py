@@ -30,7 +30,12 @@ def console() -> HTMLResponse:
     return HTMLResponse(asset("console.html"), headers=PAGE_HEADERS)
 
 
-@router.get("/console/stream.js", include_in_schema=False)
-def stream_script() -> Response:
-    """The live-log follower the console and the dashboard share."""
-    return Response(asset("stream.js"), media_type="text/javascript", headers=PAGE_HEADERS)
+_SHARED = {"stream.js": "text/javascript", "pages.css": "text/css"}
+
+
+@router.get("/console/{name}", include_in_schema=False)
+def shared(name: str) -> Response:
+    """What the console and the dashboard share: the live-log follower and the styles."""
+    if name not in _SHARED:
+        return Response(status_code=404)
+    return Response(asset(name), media_type=_SHARED[name], headers=PAGE_HEADERS)

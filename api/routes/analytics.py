@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api.auth import Authenticated, caller_of, permission
 from api.console import PAGE_HEADERS, asset
-from api.deps import CleanQuery, Consistent, ReadDep
+from api.deps import CleanQuery, Consistent, ReadDep, RuntimeDep
 from projections import analytics
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"], dependencies=[Authenticated, CleanQuery])
@@ -32,10 +32,10 @@ def revenue(conn: ReadDep, request: Request, since: Since = None, until: Until =
 
 
 @router.get("/dashboard", openapi_extra=permission("analytics.read"), dependencies=[Consistent])
-def dashboard(conn: ReadDep, request: Request, since: Since = None, until: Until = None) -> JSONResponse:
+def dashboard(rt: RuntimeDep, request: Request, since: Since = None, until: Until = None) -> JSONResponse:
     """Everything the dashboard shows: revenue, revenue and volume per day, the ELEVATE funnel, top
     content, engagement by interaction type, revenue per creator."""
-    return JSONResponse(analytics.dashboard(conn, caller_of(request).org_id, since, until))
+    return JSONResponse(analytics.dashboard(rt.reads, caller_of(request).org_id, since, until))
 
 
 @router.get("/export", openapi_extra=permission("analytics.read"), dependencies=[Consistent],
