@@ -99,19 +99,21 @@ class AcceptInvitation(StrictModel):
     now: datetime
 
 
-def _referrer(scope: Scope, ctx: Context, wanted: UUID | None, role: str) -> Person:
-    """The referrer of a new invitation: the caller, or (org reach) a person of their org; only
-    organization owners invite anyone but customers."""
-    referrer_id = wanted or UUID(ctx.actor_id)
-    if ctx.reach is Reach.SELF and str(referrer_id) != ctx.actor_id:
+def _referrer(scope: Scope, ctx: Context, wanted: UUID | None, role: str) -> tuple[str, str]:
+    """The referrer of a new invitation and the organization it invites into: the caller (in
+    the organization they act in), or (org reach) a person of theirs; only organization owners
+    invite anyone but customers."""
+    if ctx.reach is Reach.SELF and wanted is not None and str(wanted) != ctx.actor_id:
         raise Forbidden("you may only invite as yourself", "referrer_id")
     if ctx.reach is Reach.SELF and role != CUSTOMER:
         raise Forbidden("only organization owners invite people with another role than customer", "role")
     permissions.require_grantable(ctx.role, role)
-    referrer = visible(scope, ctx, referrer_id, Person, "referrer_id")
+    if wanted is None or str(wanted) == ctx.actor_id:
+        return ctx.actor_id, ctx.org_id
+    referrer = visible(scope, ctx, wanted, Person, "referrer_id")
     if not referrer.live:
-        raise ValidationFailed(f"person {referrer_id} cannot refer anyone", "referrer_id")
-    return referrer
+        raise ValidationFailed(f"person {wanted} cannot refer anyone", "referrer_id")
+    return str(referrer.id), referrer.org_id
 
 
 def _email(email: str, field: str) -> str:
@@ -140,10 +142,10 @@ def issue(scope: Scope, *, org_id: str, actor_id: str, referrer_id: str, token_h
 @handles(IssueInvitation)
 def issue_invitation(cmd: IssueInvitation, ctx: Context, scope: Scope) -> Reply:
     """A magic-link invitation into the referrer's organization, valid for an hour."""
-    referrer = _referrer(scope, ctx, cmd.referrer_id, cmd.role)
+    referrer_id, org_id = _referrer(scope, ctx, cmd.referrer_id, cmd.role)
     email = _email(cmd.email, "email")
-    invitation = issue(scope, org_id=referrer.org_id, actor_id=ctx.actor_id,
-                       referrer_id=str(referrer.id), token_hash=cmd.token_hash,
+    invitation = issue(scope, org_id=org_id, actor_id=ctx.actor_id, referrer_id=referrer_id,
+                       token_hash=cmd.token_hash,
                        email=sealed_email(scope, cmd.token_hash, email), role=cmd.role,
                        now=cmd.now, channel="magic_link")
     return Reply(invitation.id, 201, {"referrer_id": invitation.referrer_id,
@@ -168,14 +170,14 @@ def start_bulk_invitations(cmd: StartBulkInvitations, ctx: Context, scope: Scope
     invitations in batches; its progress is the share of batches done."""
     if len(cmd.emails) != len(cmd.token_hashes):
         raise ValidationFailed("one token per address", "emails")
-    referrer = _referrer(scope, ctx, None, cmd.role)
+    referrer_id, org_id = _referrer(scope, ctx, None, cmd.role)
     invitations = [{"token_hash": token_hash,
                     "email": sealed_email(scope, token_hash, _email(email, f"emails[{index}]"))}
                    for index, (email, token_hash) in enumerate(zip(cmd.emails, cmd.token_hashes,
                                                                    strict=True))]
     instance = WorkflowInstance.start(
-        id=uuid4(), org_id=referrer.org_id, actor_id=ctx.actor_id,
-        definition=bulk_definition(invitations, cmd.role), subject_id=str(referrer.id),
+        id=uuid4(), org_id=org_id, actor_id=ctx.actor_id,
+        definition=bulk_definition(invitations, cmd.role), subject_id=referrer_id,
         input={"count": len(invitations)})
     scope.add(instance)
     return Reply(instance.id, 202, {"status": instance.status, "count": len(invitations)})
