@@ -83,7 +83,8 @@ def get_bulk_invitations(job_id: UUID, rt: RuntimeDep, request: Request) -> JSON
     })
 
 
-@acceptance.post("/invitations/accept", status_code=201, openapi_extra=permission(PUBLIC))
+@acceptance.post("/invitations/accept", status_code=201, openapi_extra=permission(PUBLIC),
+                 responses={410: {"description": "The invitation has expired"}})
 async def accept_invitation(body: inv.InvitationAcceptance, rt: RuntimeDep) -> JSONResponse:
     """Register through a magic link: the invitee joins the inviter's organization with the
     invited role, referred by the inviter, and gets an API key (`key`, shown once). An unknown
