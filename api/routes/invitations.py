@@ -17,6 +17,7 @@ from api.routes.workflows import poke_workflow
 from commands import invitations as inv
 from commands.handlers import Context
 from domain.api_keys import hash_token, new_token
+from domain.errors import VersionConflict
 from domain.invitations import hash_invitation_token
 from domain.permissions import PUBLIC
 from projections import queries as q
@@ -94,7 +95,10 @@ async def accept_invitation(body: inv.InvitationAcceptance, rt: RuntimeDep) -> J
     key = new_token(key_id)
     command = inv.AcceptInvitation(token_hash=hash_invitation_token(body.token), name=body.name,
                                    key_id=key_id, key_hash=hash_token(key), now=rt.clock())
-    result = await rt.bus.execute_async(command, Context())
+    try:
+        result = await rt.bus.execute_async(command, Context())
+    except VersionConflict:  # a racing acceptance of the same link won: this one is refused as used
+        result = await rt.bus.execute_async(command, Context())
     return JSONResponse({**result.body, "person_id": result.body["id"], "key": key},
                         status_code=result.status)
 

@@ -7,6 +7,7 @@ completes with progress; the funnel and the K-factor count what happened."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,6 +121,13 @@ def test_invitations_are_org_scoped_and_a_customer_invites_only_as_themselves(si
     assert log_head(site.runtime.db) == head
     made = site.invite(tenant.owner, "new.user@example.com", role="org_user")
     assert site.joined(made["token"]).role == "org_user"
+
+
+def test_two_racing_acceptances_of_one_link_register_one_person(site: Site) -> None:
+    token = site.invite(site.tenant.owner, "racer@example.com")["token"]
+    with ThreadPoolExecutor(2) as pool:
+        answers = sorted(r.status_code for r in pool.map(lambda _: site.accept(token), range(2)))
+    assert answers == [201, 409]
 
 
 def _token_for_sale(tenant: Tenant, price: float) -> str:
