@@ -168,6 +168,8 @@ SYSTEM_EVENT_TYPES: Final[frozenset[str]] = frozenset({
     "payment_processed", "tokens_purchased", "token_transacted", "token_deployed",
     "revenue_generated", "nft_minted", "token_staked", "subscription_changed",
     "invoice_generated", "cost_incurred", "referral_converted",
+    # written by the invitation commands (the referral funnel counts them)
+    "invitation_created", "referral_created",
     # derived by the activity projection from the log itself
     "user_joined", "entity_created", "entity_updated", "entity_deleted", "entity_restored",
     "entity_published", "entity_archived",
@@ -175,9 +177,10 @@ SYSTEM_EVENT_TYPES: Final[frozenset[str]] = frozenset({
 """Facts only the system states: `POST /v1/events` refuses them to every client."""
 
 SYSTEM_CONNECTION_TYPES: Final[frozenset[str]] = frozenset(
-    {"holds_tokens", "holds", "transacted", "earned_from"}
+    {"holds_tokens", "holds", "transacted", "earned_from", "referred_by", "referred"}
 )
-"""Balances and transactions: only the sagas create or change these connections."""
+"""Balances and transactions (only the sagas create or change these connections) and referral
+attribution (made by accepting an invitation)."""
 
 CLAIM_CONNECTION_TYPES: Final[frozenset[str]] = frozenset(
     {"owns", "authored", "created_by", "manages", "moderates"}

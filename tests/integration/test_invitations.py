@@ -118,6 +118,12 @@ def test_invitations_are_org_scoped_and_a_customer_invites_only_as_themselves(si
     assert resp.status_code == 422 and resp.json()["field"] == "email", resp.text
     resp = site.client.get(f"/v1/referrals/{tenant.owner.id}/funnel", headers=other.owner.headers)
     assert resp.status_code == 404, resp.text
+    forged = site.client.post("/v1/events", headers=tenant.owner.headers, json={
+        "type": "referral_created", "metadata": {"referrerId": tenant.owner.id}})
+    assert forged.status_code == 403, forged.text  # the funnel counts only what the platform states
+    forged = site.client.post("/v1/connections", headers=tenant.owner.headers, json={
+        "from_id": tenant.customer.id, "to_id": tenant.owner.id, "type": "referred_by"})
+    assert forged.status_code == 403, forged.text
     assert log_head(site.runtime.db) == head
     made = site.invite(tenant.owner, "new.user@example.com", role="org_user")
     assert site.joined(made["token"]).role == "org_user"
