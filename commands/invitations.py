@@ -121,7 +121,7 @@ def _email(email: str, field: str) -> str:
     return RULES["email"].check(email, field)
 
 
-def sealed_email(scope: Scope, token_hash: str, email: str) -> str | None:
+def _sealed_email(scope: Scope, token_hash: str, email: str) -> str | None:
     """The address sealed with the key of the person the invitation will register."""
     return seal_personal(scope, invitee_id(invitation_id(token_hash)), {"email": email})
 
@@ -146,7 +146,7 @@ def issue_invitation(cmd: IssueInvitation, ctx: Context, scope: Scope) -> Reply:
     email = _email(cmd.email, "email")
     invitation = issue(scope, org_id=org_id, actor_id=ctx.actor_id, referrer_id=referrer_id,
                        token_hash=cmd.token_hash,
-                       email=sealed_email(scope, cmd.token_hash, email), role=cmd.role,
+                       email=_sealed_email(scope, cmd.token_hash, email), role=cmd.role,
                        now=cmd.now, channel="magic_link")
     return Reply(invitation.id, 201, {"referrer_id": invitation.referrer_id,
                                       "expires_at": invitation.expires_at})
@@ -172,7 +172,7 @@ def start_bulk_invitations(cmd: StartBulkInvitations, ctx: Context, scope: Scope
         raise ValidationFailed("one token per address", "emails")
     referrer_id, org_id = _referrer(scope, ctx, None, cmd.role)
     invitations = [{"token_hash": token_hash,
-                    "email": sealed_email(scope, token_hash, _email(email, f"emails[{index}]"))}
+                    "email": _sealed_email(scope, token_hash, _email(email, f"emails[{index}]"))}
                    for index, (email, token_hash) in enumerate(zip(cmd.emails, cmd.token_hashes,
                                                                    strict=True))]
     instance = WorkflowInstance.start(
