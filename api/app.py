@@ -23,6 +23,7 @@ from api.routes import (
     clones,
     history,
     identity,
+    invitations,
     knowledge,
     log,
     operations,
@@ -64,7 +65,8 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     for router in (identity.router, identity.reads, identity.sign_in, writes.router, reads.router,
                    purchases.router, purchases.webhooks, knowledge.router, operations.router,
                    operations.sagas, log.router, history.router, stream.router, console.router,
-                   workflows.router, schedules.router, clones.router, analytics.router, analytics.page):
+                   workflows.router, schedules.router, clones.router, analytics.router, analytics.page,
+                   invitations.router, invitations.reads, invitations.acceptance):
         app.include_router(router)
     _require_permissions(app)
     document_api(app)

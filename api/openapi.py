@@ -37,6 +37,7 @@ WHY = {
     401: "No valid API key", 403: "The key's role or organization may not do this",
     404: "No such resource in the caller's organization",
     409: "Conflicts with the current state (a version, an idempotency key, a position not yet written)",
+    410: "No longer valid (an expired invitation)",
     413: "Body too large", 422: "Invalid input (the `field` says where)",
     503: "A dependency (index, embedder, database) is not available",
     504: "Read models did not reach the requested position in time",
@@ -73,7 +74,8 @@ def _complete(path: str, method: str, operation: dict[str, Any]) -> None:
     for parameter in operation.get("parameters", []):
         parameter["schema"] = _without_null(parameter["schema"])
     responses = operation.setdefault("responses", {})
-    for status in sorted(_problems(path, method, operation, authenticated)):
+    declared = {int(code) for code in responses if code.isdigit() and int(code) >= 400}
+    for status in sorted(_problems(path, method, operation, authenticated) | declared):
         responses[str(status)] = {"description": WHY[status], "content": {
             PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 

@@ -20,6 +20,7 @@ from domain.errors import (
     AlreadyExists,
     DomainError,
     Forbidden,
+    Gone,
     InvalidState,
     NotFound,
     ValidationFailed,
@@ -34,6 +35,7 @@ STATUS_OF: dict[type[DomainError], int] = {
     VersionConflict: 409,
     AlreadyExists: 409,
     InvalidState: 409,
+    Gone: 410,
     IdempotencyMismatch: 409,  # the key already names another request (state, not syntax)
     Forbidden: 403,
     AccountSuspended: 403,
@@ -88,7 +90,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        return problem_response(STATUS_OF.get(type(exc), 422), exc.code, exc.message, exc.field)
+        status = next((STATUS_OF[kind] for kind in type(exc).__mro__ if kind in STATUS_OF), 422)
+        return problem_response(status, exc.code, exc.message, exc.field)
 
     @app.exception_handler(BadCursor)
     async def _cursor(_: Request, exc: BadCursor) -> JSONResponse:

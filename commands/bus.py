@@ -38,6 +38,7 @@ from commands import (  # noqa: F401  (register their handlers)
     deployments,
     features,
     identity,
+    invitations,
     processes,
     purchases,
     schedules,

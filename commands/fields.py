@@ -88,6 +88,10 @@ def document_personal_fields(schema: dict[str, Any]) -> None:
                               for option in field["anyOf"]]
         else:
             field.update(rule)
+Email = Annotated[str, WithJsonSchema(RULES["email"].json_schema())]
+"""An email address (checked, and lowercased, by the personal-data rules)."""
+PersonName = Annotated[str, WithJsonSchema(RULES["name"].json_schema())]
+"""A person's name (checked by the personal-data rules)."""
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 
 

@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 from commands import models as m
 from commands.access import visible
 from commands.handlers import Context, Reply, handles
+from commands.invitations import pay_referral
 from commands.unit_of_work import Scope
 from domain.activity import Activity
 from domain.base import OneAggregate
@@ -67,7 +68,7 @@ Decision = Callable[[TokenPurchase, Scope, Context], None]
 
 def record_holdings(shares: list[Share]) -> Decision:
     """The saga's last forward step: balance, activity and revenue (for a reward: the earning),
-    with the saga's completion."""
+    the referral commission of a referred buyer's first purchase, with the saga's completion."""
 
     def decide(saga: TokenPurchase, scope: Scope, ctx: Context) -> None:
         buyer, token = UUID(saga.buyer_id), UUID(saga.token_id)
@@ -97,6 +98,8 @@ def record_holdings(shares: list[Share]) -> Decision:
             _activity(scope, saga, ctx, "revenue_generated", token,
                       {"recipient": share.recipient, "role": share.role,
                        "amount": share.usd_cents / 100, "purchaseId": str(saga.id)})
+        pay_referral(scope, ctx.actor_id, buyer_id=buyer, purchase_id=str(saga.id),
+                     value_cents=saga.usd_cents, target=token)
         saga.complete(ctx.actor_id, shares)
 
     return decide

@@ -12,7 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from commands.unit_of_work import Scope
-from domain.personal_data import new_key, seal
+from domain.personal_data import new_key, seal, unseal
 from infra.personal_keys import DESTROY_KEY, INSERT_KEY, SCRUB_IDEMPOTENCY, load_keys
 
 _MISSING = object()
@@ -37,6 +37,13 @@ def seal_personal(scope: Scope, person_id: UUID, fields: Mapping[str, Any]) -> s
         scope.personal_keys[person_id] = key
         scope.side_write(INSERT_KEY, (person_id, key))
     return seal(key, str(person_id), fields)
+
+
+def open_personal(scope: Scope, person_id: UUID, sealed: str | None) -> dict[str, Any]:
+    """The fields `sealed` with the person's key ({} if none, or if the key was destroyed)."""
+    if sealed is None:
+        return {}
+    return unseal(_current_key(scope, person_id), str(person_id), sealed) or {}
 
 
 def destroy_personal_key(scope: Scope, person_id: UUID) -> None:

@@ -9,6 +9,7 @@ from domain.api_keys import ApiKey
 from domain.base import public_event_types
 from domain.connections import Connection
 from domain.features import FeatureCatalog
+from domain.invitations import Invitation, Referral, ReferralAccount
 from domain.luma_calendars import LumaCalendar
 from domain.organizations import Organization, Person
 from domain.schedules import Schedule
@@ -19,5 +20,6 @@ from domain.usernames import UsernameClaim
 from domain.workflows import WorkflowInstance
 
 AGGREGATES = (Organization, Person, Thing, Connection, Activity, TokenPurchase, ApiKey, UsernameClaim,
-              TokenDeployment, WorkflowInstance, Schedule, LumaCalendar, FeatureCatalog)
+              TokenDeployment, WorkflowInstance, Schedule, LumaCalendar, FeatureCatalog, Invitation,
+              Referral, ReferralAccount)
 EVENT_CLASSES: dict[str, type[Any]] = public_event_types(*AGGREGATES)

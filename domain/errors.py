@@ -44,6 +44,12 @@ class InvalidState(DomainError):
     code = "invalid_state"
 
 
+class Gone(DomainError):
+    """The resource existed but no longer serves (e.g. an expired invitation)."""
+
+    code = "gone"
+
+
 class Forbidden(DomainError):
     """The caller is known but their role or relation to the resource does not permit this."""
 

@@ -99,6 +99,11 @@ POLICY: Final[Mapping[str, Mapping[str, Reach]]] = MappingProxyType({
     "features.register": _row(_N, _N, _O, _O),
     "clones.chat": _row(_O, _O, _O, _O),
     "clones.read": _row(_N, _O, _O, _O),
+    "invitations.create": _row(_S, _S, _O, _O),
+    "invitations.bulk": _row(_N, _N, _O, _O),
+    "invitations.read": _row(_N, _N, _O, _O),
+    "referrals.read": _row(_S, _S, _O, _O),
+    "referrals.analytics": _row(_N, _N, _O, _O),
 })
 """action → role → reach. Every authenticated route names one of these actions."""
 
@@ -150,6 +155,12 @@ ACTION_SUMMARIES: Final[Mapping[str, str]] = MappingProxyType({
     "features.register": "register a DSL feature as a workflow of the organization",
     "clones.chat": "chat with an AI clone (holding its creator's token; rewarded in tokens)",
     "clones.read": "read an AI clone's metrics (interactions, users, tokens used, rewards)",
+    "invitations.create": "invite someone by magic link (customers and org users invite customers,"
+                          " as themselves)",
+    "invitations.bulk": "queue a bulk invitation job (100+ magic links)",
+    "invitations.read": "read a bulk invitation job's progress",
+    "referrals.read": "read a referrer's funnel (invited, registered, converted, commissions)",
+    "referrals.analytics": "read the organization's referral K-factor",
 })
 
 SYSTEM_EVENT_TYPES: Final[frozenset[str]] = frozenset({
@@ -157,6 +168,8 @@ SYSTEM_EVENT_TYPES: Final[frozenset[str]] = frozenset({
     "payment_processed", "tokens_purchased", "token_transacted", "token_deployed",
     "revenue_generated", "nft_minted", "token_staked", "subscription_changed",
     "invoice_generated", "cost_incurred", "referral_converted",
+    # written by the invitation commands (the referral funnel counts them)
+    "invitation_created", "referral_created",
     # derived by the activity projection from the log itself
     "user_joined", "entity_created", "entity_updated", "entity_deleted", "entity_restored",
     "entity_published", "entity_archived",
@@ -164,9 +177,10 @@ SYSTEM_EVENT_TYPES: Final[frozenset[str]] = frozenset({
 """Facts only the system states: `POST /v1/events` refuses them to every client."""
 
 SYSTEM_CONNECTION_TYPES: Final[frozenset[str]] = frozenset(
-    {"holds_tokens", "holds", "transacted", "earned_from"}
+    {"holds_tokens", "holds", "transacted", "earned_from", "referred_by", "referred"}
 )
-"""Balances and transactions: only the sagas create or change these connections."""
+"""Balances and transactions (only the sagas create or change these connections) and referral
+attribution (made by accepting an invitation)."""
 
 CLAIM_CONNECTION_TYPES: Final[frozenset[str]] = frozenset(
     {"owns", "authored", "created_by", "manages", "moderates"}

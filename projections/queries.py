@@ -233,6 +233,40 @@ def payment_analytics(conn: Conn, org_id: str, since: datetime | None,
     )
 
 
+_REFERRAL_COUNTS = (
+    "count(*) FILTER (WHERE type = 'invitation_created') AS invited,"
+    " count(*) FILTER (WHERE type = 'referral_created') AS registered,"
+    " count(*) FILTER (WHERE type = 'referral_converted') AS converted")
+
+
+def referral_funnel(conn: Conn, org_id: str, referrer_id: str) -> Row:
+    """A referrer's funnel (invited → registered → converted) and what it earned them."""
+    row = _rows(
+        conn,
+        f"SELECT {_REFERRAL_COUNTS},"
+        " coalesce(sum((metadata->>'amount')::numeric) FILTER (WHERE type = 'revenue_generated'"
+        " AND metadata->>'role' = 'referral_commission'), 0) AS commissions,"
+        " coalesce(sum((metadata->>'amount')::numeric) FILTER (WHERE type = 'revenue_generated'"
+        " AND metadata->>'role' = 'referral_bonus'), 0) AS bonuses"
+        " FROM activity WHERE org_id = %s AND metadata->>'referrerId' = %s AND type IN"
+        " ('invitation_created', 'referral_created', 'referral_converted', 'revenue_generated')",
+        (org_id, referrer_id),
+    )[0]
+    return {**row, "commissions": float(row["commissions"]), "bonuses": float(row["bonuses"])}
+
+
+def referral_totals(conn: Conn, org_id: str) -> Row:
+    """The organization's referral counts and how many people invited anyone."""
+    return _rows(
+        conn,
+        f"SELECT {_REFERRAL_COUNTS}, count(DISTINCT metadata->>'referrerId')"
+        " FILTER (WHERE type = 'invitation_created') AS inviters"
+        " FROM activity WHERE org_id = %s"
+        " AND type IN ('invitation_created', 'referral_created', 'referral_converted')",
+        (org_id,),
+    )[0]
+
+
 def list_tags(conn: Conn, org_id: str, category: str | None = None, limit: int = 100) -> list[Row]:
     """The organization's tag catalogue, most used first."""
     return _rows(conn, "SELECT tag, category, value, usage_count FROM tags WHERE org_id = %s"

@@ -14,6 +14,7 @@ from typing import Any
 from uuid import uuid4
 
 from commands.handlers import Context
+from commands.invitations import BULK_ACTION, issue
 from commands.unit_of_work import Scope
 from domain.activity import Activity
 from domain.workflows import Step, WorkflowInstance
@@ -80,6 +81,22 @@ def elevate_actions(analyst: BusinessAnalyst) -> dict[str, Action]:
     return {"elevate.analyse": analyse, "elevate.insights_report": insights_report}
 
 
+def issue_invitations(call: ActionCall) -> ActionResult:
+    """A bulk invitation job's batch: issue its invitations (valid for an hour from now), all
+    with the step's completion, referred by the job's subject."""
+    batch = list(call.step.params["invitations"])
+    role = str(call.step.params["role"])
+
+    def effect(instance: WorkflowInstance, scope: Scope, ctx: Context) -> None:
+        for invitation in batch:
+            issue(scope, org_id=instance.org_id, actor_id=ctx.actor_id, referrer_id=instance.subject_id,
+                  token_hash=invitation["token_hash"], email=invitation["email"], role=role,
+                  now=call.now, channel="bulk")
+
+    return ActionResult({"issued": len(batch)}, effect)
+
+
 def standard_actions(analyst: BusinessAnalyst) -> dict[str, Action]:
     """Every action the platform's workflows can name."""
-    return {"record_activity": activity_action, **elevate_actions(analyst)}
+    return {"record_activity": activity_action, BULK_ACTION: issue_invitations,
+            **elevate_actions(analyst)}

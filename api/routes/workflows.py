@@ -58,7 +58,7 @@ async def start_instance(name: WorkflowName, body: WorkflowStart, rt: RuntimeDep
                       f"input.{missing[0]}")
     command = StartWorkflow(**body.model_dump(), definition=definition.to_dict())
     response = await send_command(request, ctx, command)
-    _poke(rt, response)
+    poke_workflow(rt, response)
     return response
 
 
@@ -75,7 +75,7 @@ async def signal_instance(instance_id: UUID, body: WorkflowSignal, rt: RuntimeDe
     """Deliver a user's action (e.g. `engage`, or `pay` with a `payment_method` at the payment
     gate); a step waiting for it runs at once, otherwise it waits for its step."""
     response = await send_command(request, ctx, SignalWorkflow(**body.model_dump(), id=instance_id))
-    _poke(rt, response)
+    poke_workflow(rt, response)
     return response
 
 
@@ -112,7 +112,8 @@ def _visible(rt: Runtime, caller: Caller, instance_id: UUID) -> WorkflowInstance
     return instance
 
 
-def _poke(rt: Runtime, response: JSONResponse) -> None:
+def poke_workflow(rt: Runtime, response: JSONResponse) -> None:
+    """Wake this process's workflow driver for the instance a command just started (202)."""
     body: dict[str, Any] = json.loads(bytes(response.body))
     if rt.sagas is not None and response.status_code == 202:
         rt.sagas.poke(UUID(body["id"]), "workflow")

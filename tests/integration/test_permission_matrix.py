@@ -140,6 +140,11 @@ class World:
             self.clone_id = clone
         return self.clone_id
 
+    def bulk_job(self) -> str:
+        """A bulk invitation job of A's owner."""
+        return str(self.a.act(self.a.owner, "POST", "/v1/invitations/bulk",
+                              json={"emails": ["one@example.com", "two@example.com"]})["id"])
+
     def after(self) -> Json:
         return {"after": self.a.position}
 
@@ -303,6 +308,17 @@ SAMPLES: dict[tuple[str, str], Callable[[World], Sample]] = {
         about_a=False),
     ("POST", "/v1/auth/privy"): lambda w: Sample("POST", "/v1/auth/privy", {"identity_token": "x.y.z"},
                                                  about_a=False),
+    ("POST", "/v1/invitations"): lambda w: Sample("POST", "/v1/invitations", {"email": "friend@example.com"},
+                                                  about_a=False, about_caller=True),
+    ("POST", "/v1/invitations/bulk"): lambda w: Sample(
+        "POST", "/v1/invitations/bulk", {"emails": ["a@example.com", "b@example.com"]}, about_a=False),
+    ("GET", "/v1/invitations/bulk/{job_id}"): lambda w: Sample("GET", f"/v1/invitations/bulk/{w.bulk_job()}"),
+    ("POST", "/v1/invitations/accept"): lambda w: Sample(
+        "POST", "/v1/invitations/accept", {"token": "no-such-token", "name": "Someone"}, about_a=False),
+    ("GET", "/v1/referrals/{person_id}/funnel"): lambda w: Sample(
+        "GET", f"/v1/referrals/{w.a.owner.id}/funnel", params=w.after()),
+    ("GET", "/v1/referrals/k-factor"): lambda w: Sample("GET", "/v1/referrals/k-factor", params=w.after(),
+                                                        about_a=False),
     ("POST", "/v1/webhooks/stripe"): lambda w: Sample("POST", "/v1/webhooks/stripe", {"id": "evt"},
                                                       about_a=False),
 }
