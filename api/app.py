@@ -19,6 +19,7 @@ from api.metrics import render_metrics
 from api.openapi import document_api
 from api.problems import install_problem_handlers
 from api.routes import (
+    agents,
     clones,
     history,
     identity,
@@ -63,7 +64,8 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     for router in (identity.router, identity.reads, identity.sign_in, writes.router, reads.router,
                    purchases.router, purchases.webhooks, knowledge.router, operations.router,
                    operations.sagas, log.router, history.router, stream.router, console.router,
-                   workflows.router, schedules.router, clones.router):
+                   workflows.router, schedules.router, clones.router,
+                   agents.router):
         app.include_router(router)
     _require_permissions(app)
     document_api(app)

@@ -99,6 +99,11 @@ POLICY: Final[Mapping[str, Mapping[str, Reach]]] = MappingProxyType({
     "features.register": _row(_N, _N, _O, _O),
     "clones.chat": _row(_O, _O, _O, _O),
     "clones.read": _row(_N, _O, _O, _O),
+    "agents.register": _row(_N, _W, _O, _O),
+    "agents.read": _row(_O, _O, _O, _O),
+    "agents.execute": _row(_O, _O, _O, _O),
+    "agents.executions": _row(_S, _S, _O, _O),
+    "agents.usage": _row(_N, _N, _O, _O),
 })
 """action → role → reach. Every authenticated route names one of these actions."""
 
@@ -150,6 +155,11 @@ ACTION_SUMMARIES: Final[Mapping[str, str]] = MappingProxyType({
     "features.register": "register a DSL feature as a workflow of the organization",
     "clones.chat": "chat with an AI clone (holding its creator's token; rewarded in tokens)",
     "clones.read": "read an AI clone's metrics (interactions, users, tokens used, rewards)",
+    "agents.register": "register a business agent (system prompt, model, pricing) owned by a person or thing",
+    "agents.read": "list and search the marketplace's business agents",
+    "agents.execute": "run a business agent on an input (recorded with its tokens, cost and duration)",
+    "agents.executions": "read agent executions (a customer or org user: their own)",
+    "agents.usage": "read the organization's agent usage over a period (executions, tokens, cost)",
 })
 
 SYSTEM_EVENT_TYPES: Final[frozenset[str]] = frozenset({
