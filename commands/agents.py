@@ -11,7 +11,7 @@ from pydantic import Field
 
 from commands import models as m
 from commands.access import load
-from commands.fields import JsonNumber, Name, Tag
+from commands.fields import JsonNumber, Name, Tag, one_of
 from commands.handlers import Context, Reply, connect, create_thing, handles
 from commands.models import StrictModel
 from commands.unit_of_work import Scope
@@ -20,8 +20,8 @@ from domain.agents import AGENT_TYPES, AgentExecution, Pricing
 from domain.errors import ValidationFailed
 from domain.things import Thing
 
-AgentType = Annotated[str, Field(pattern=f"^({'|'.join(AGENT_TYPES)})$", examples=["research_agent"],
-                                 description="one of the ten business agent types")]
+AgentType = Annotated[str, Field(pattern=f"^({'|'.join(AGENT_TYPES)})$"),
+                      one_of(AGENT_TYPES, "one of the ten business agent types")]
 Usd = Annotated[JsonNumber, Field(ge=0, le=1000)]
 AgentInput = Annotated[str, Field(min_length=1, max_length=20_000, pattern=r"\S")]
 
