@@ -11,19 +11,20 @@ from pydantic import Field
 
 from commands import models as m
 from commands.access import load
-from commands.fields import JsonNumber, Name, Tag, one_of
+from commands.fields import NO_NUL, JsonNumber, Name, Tag, one_of
 from commands.handlers import Context, Reply, connect, create_thing, handles
 from commands.models import StrictModel
 from commands.unit_of_work import Scope
 from domain.activity import Activity
 from domain.agents import AGENT_TYPES, AgentExecution, Pricing
 from domain.errors import ValidationFailed
+from domain.ontology import NOT_BLANK
 from domain.things import Thing
 
 AgentType = Annotated[str, Field(pattern=f"^({'|'.join(AGENT_TYPES)})$"),
                       one_of(AGENT_TYPES, "one of the ten business agent types")]
 Usd = Annotated[JsonNumber, Field(ge=0, le=1000)]
-AgentInput = Annotated[str, Field(min_length=1, max_length=20_000, pattern=r"\S")]
+AgentInput = Annotated[str, Field(max_length=20_000, pattern=NOT_BLANK)]
 
 
 def activity_id(execution_id: UUID) -> UUID:
@@ -46,12 +47,12 @@ class RegisterAgent(StrictModel):
 
     type: AgentType
     name: Name
-    description: str = Field(default="", max_length=5000)
-    system_prompt: str = Field(min_length=1, max_length=20_000, pattern=r"\S")
+    description: str = Field(default="", max_length=5000, pattern=NO_NUL)
+    system_prompt: str = Field(max_length=20_000, pattern=NOT_BLANK)
     model: str | None = Field(default=None, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$",
                               description="the chat model to ask (default: the platform's)")
     temperature: JsonNumber = Field(default=0.7, ge=0, le=2)
-    capabilities: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+    capabilities: list[Annotated[str, Field(max_length=100, pattern=NOT_BLANK)]] = Field(
         default_factory=list, max_length=50)
     pricing: AgentPricing
     owner_id: UUID | None = None

@@ -4,7 +4,7 @@ from the retrieved passages and says that it is one."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,6 +27,16 @@ class Conversation:
     message: str
     model: str | None = None
     """The model to ask (default: the configured `ONE_CHAT_MODEL`)."""
+
+    @classmethod
+    def of(cls, properties: Mapping[str, Any], message: str, context: Sequence[str] = (),
+           history: Sequence[tuple[str, str]] = (), model: str | None = None) -> Conversation:
+        """A conversation with a thing (an AI clone, an agent) whose properties hold its
+        `systemPrompt` and `temperature` (default 0.7)."""
+        temperature = properties.get("temperature")
+        return cls(system_prompt=str(properties.get("systemPrompt") or ""),
+                   temperature=float(temperature) if isinstance(temperature, int | float) else 0.7,
+                   context=context, history=history, message=message, model=model)
 
     def messages(self) -> list[dict[str, str]]:
         """The chat messages: system (with the context), the history, the message."""

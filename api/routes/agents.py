@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import replace
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
@@ -35,6 +34,7 @@ from commands.agents import (
     RegisterAgent,
     StartAgentExecution,
 )
+from commands.fields import JsonDateTime
 from commands.handlers import Context
 from domain.agents import AGENT_TYPES, EXECUTION_STATUSES, AgentExecution
 from domain.things import Thing
@@ -45,6 +45,7 @@ from sagas.views import load_process
 router = APIRouter(prefix="/v1/agents", tags=["agent marketplace"], dependencies=[Authenticated, CleanQuery])
 ExecutionStatus = Annotated[str | None, Query(pattern=f"^({'|'.join(EXECUTION_STATUSES)})$",
                                               description="queued, running, completed or failed")]
+Moment = Annotated[JsonDateTime | None, Query(description="an RFC 3339 date-time")]
 CHAT_UNAVAILABLE = {"description": "the model did not answer: the execution is recorded as failed (its"
                                    " id is the problem's `execution_id`, the execution its `execution`)",
                     "content": {"application/problem+json": {}}}
@@ -69,7 +70,7 @@ def list_agents(conn: ReadDep, request: Request, type: Annotated[AgentType | Non
 
 
 @router.get("/usage", openapi_extra=permission("agents.usage"), dependencies=[Consistent])
-def agent_usage(conn: ReadDep, request: Request, since: datetime | None = None, until: datetime | None = None,
+def agent_usage(conn: ReadDep, request: Request, since: Moment = None, until: Moment = None,
                 agent_id: UUID | None = None) -> JSONResponse:
     """Usage for usage-based billing: the executions finished in [since, until), their tokens and
     cost (USD), in total and by agent."""
@@ -117,10 +118,8 @@ async def execute_agent(agent_id: UUID, body: AgentExecutionBody, rt: RuntimeDep
     execution_id = UUID(started.body["id"])
     if started.replayed:
         return JSONResponse(await _answer(rt, execution_id, rt.head()), status_code=started.status)
-    props = agent.properties
-    conversation = Conversation(
-        system_prompt=str(props.get("systemPrompt") or ""), temperature=float(props.get("temperature", 0.7)),
-        context=[], history=[], message=body.input, model=str(props.get("model") or "") or None)
+    model = str(agent.properties.get("model") or "") or None
+    conversation = Conversation.of(agent.properties, body.input, model=model)
     began = time.monotonic()
     try:
         reply: ChatReply | ChatUnavailable = await asyncio.to_thread(rt.chat_model().reply, conversation)
