@@ -24,6 +24,7 @@ from domain.things import Thing
 AgentType = Annotated[str, Field(pattern=f"^({'|'.join(AGENT_TYPES)})$"),
                       one_of(AGENT_TYPES, "one of the ten business agent types")]
 Usd = Annotated[JsonNumber, Field(ge=0, le=1000)]
+MAX_OUTPUT, MAX_REASON, MAX_SOURCE = 200_000, 2000, 200
 AgentInput = Annotated[str, Field(max_length=20_000, pattern=NOT_BLANK)]
 
 
@@ -83,10 +84,10 @@ class FinishAgentExecution(StrictModel):
 
     execution_id: UUID
     duration_ms: int = Field(ge=0)
-    output: str | None = Field(default=None, max_length=200_000)
+    output: str | None = Field(default=None, max_length=MAX_OUTPUT)
     tokens_used: int = Field(default=0, ge=0)
-    source: str = Field(default="", max_length=200)
-    reason: str | None = Field(default=None, max_length=2000)
+    source: str = Field(default="", max_length=MAX_SOURCE)
+    reason: str | None = Field(default=None, max_length=MAX_REASON)
 
 
 @handles(RegisterAgent)

@@ -28,6 +28,9 @@ from api.deps import (
 from api.problems import Problem, problem_response
 from api.runtime import Runtime
 from commands.agents import (
+    MAX_OUTPUT,
+    MAX_REASON,
+    MAX_SOURCE,
     AgentExecutionBody,
     AgentType,
     FinishAgentExecution,
@@ -143,11 +146,13 @@ def _agent(rt: Runtime, caller: Caller, agent_id: UUID) -> Thing:
 async def _finish(rt: Runtime, ctx: Context, execution_id: UUID, reply: ChatReply | ChatUnavailable,
                   duration_ms: int) -> int:
     """Record the outcome (not under the request's idempotency key: it belongs to the start);
-    return its log position."""
-    outcome = (FinishAgentExecution(execution_id=execution_id, duration_ms=duration_ms, reason=str(reply))
+    return its log position. What the model said is made storable (no NUL, bounded)."""
+    outcome = (FinishAgentExecution(execution_id=execution_id, duration_ms=duration_ms,
+                                    reason=str(reply)[:MAX_REASON])
                if isinstance(reply, ChatUnavailable) else
-               FinishAgentExecution(execution_id=execution_id, duration_ms=duration_ms, output=reply.text,
-                                    tokens_used=reply.tokens_used, source=reply.source))
+               FinishAgentExecution(execution_id=execution_id, duration_ms=duration_ms,
+                                    output=reply.text.replace("\x00", "")[:MAX_OUTPUT],
+                                    tokens_used=reply.tokens_used, source=reply.source[:MAX_SOURCE]))
     result = await rt.bus.execute_async(outcome, replace(ctx, idempotency_key=None, request_hash=None))
     return int(result.body["position"])
 
