@@ -54,7 +54,6 @@ class AgentExecution(OneAggregate):
     if TYPE_CHECKING:
         agent_id: str
         input: str
-        model: str
         pricing: Pricing
         status: str
         output: str | None
@@ -76,7 +75,6 @@ class AgentExecution(OneAggregate):
 
         def apply(self, aggregate: Any) -> None:
             aggregate.org_id, aggregate.agent_id, aggregate.input = self.org_id, self.agent_id, self.input
-            aggregate.model = self.model
             aggregate.pricing = Pricing(self.per_execution_usd, self.per_1k_tokens_usd)
             aggregate.status, aggregate.tokens_used, aggregate.cost_usd = "queued", 0, 0.0
             aggregate.output = aggregate.duration_ms = aggregate.source = aggregate.reason = None
