@@ -19,6 +19,7 @@ from api.metrics import render_metrics
 from api.openapi import document_api
 from api.problems import install_problem_handlers
 from api.routes import (
+    agents,
     analytics,
     clones,
     history,
@@ -66,7 +67,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
                    purchases.router, purchases.webhooks, knowledge.router, operations.router,
                    operations.sagas, log.router, history.router, stream.router, console.router,
                    workflows.router, schedules.router, clones.router, analytics.router, analytics.page,
-                   invitations.router, invitations.reads, invitations.acceptance):
+                   invitations.router, invitations.reads, invitations.acceptance, agents.router):
         app.include_router(router)
     _require_permissions(app)
     document_api(app)

@@ -33,6 +33,7 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from commands import (  # noqa: F401  (register their handlers)
+    agents,
     clones,
     community_events,
     deployments,

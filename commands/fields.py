@@ -6,6 +6,7 @@ messages); formats and limits are checked by the types themselves.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any, Final
@@ -102,9 +103,13 @@ def at_least_one_of(*names: str) -> dict[str, Any]:
     return {"anyOf": [{"required": [name], "properties": {name: changes}} for name in names]}
 
 
+_NUMERIC = re.compile(r"\s*[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?\s*")
+
+
 def _text_only(value: object) -> object:
-    """A JSON date-time is a string (pydantic would also read a number as a Unix time)."""
-    if not isinstance(value, str | datetime):
+    """A JSON date-time is a string, not a number (pydantic would also read a number, or a
+    numeric string such as a query parameter's `0.5`, as a Unix time)."""
+    if not isinstance(value, str | datetime) or (isinstance(value, str) and _NUMERIC.fullmatch(value)):
         raise ValueError("must be an RFC 3339 date-time string")
     return value
 

@@ -235,7 +235,7 @@ def _community_role(scope: Scope, ctx: Context, kind: str, to_id: UUID, metadata
         raise Forbidden(f"only the community's admins grant {role}", "metadata.role")
 
 
-def _connect(
+def connect(
     scope: Scope, ctx: Context, from_id: UUID, to_id: UUID, kind: str, metadata: dict[str, Any]
 ) -> Connection:
     """Establish (or re-establish after removal) the relationship from -kind-> to, if the caller
@@ -262,7 +262,7 @@ def _connect(
 def create_connection(cmd: m.CreateConnection, ctx: Context, scope: Scope) -> Reply:
     """Connect two streams (an old type name keeps the variant it implies, in the metadata)."""
     kind, metadata = ontology.normalize_connection(cmd.type, cmd.metadata)
-    connection = _connect(scope, ctx, cmd.from_id, cmd.to_id, kind, metadata)
+    connection = connect(scope, ctx, cmd.from_id, cmd.to_id, kind, metadata)
     return Reply(connection.id, 201)
 
 
@@ -334,11 +334,11 @@ def create_content(cmd: m.CreateContent, ctx: Context, scope: Scope) -> Reply:
     ).stream_id
     linking = replace(ctx, reach=Reach.ORG)  # the caller may act for the creator: link as one
     links = [
-        _connect(scope, linking, cmd.creator_id, content, "owns", {"revenueShare": 1 - sum(shares)}),
-        _connect(scope, linking, cmd.creator_id, content, "authored", {}),
+        connect(scope, linking, cmd.creator_id, content, "owns", {"revenueShare": 1 - sum(shares)}),
+        connect(scope, linking, cmd.creator_id, content, "authored", {}),
     ]
     links += [
-        _connect(scope, linking, c.entity_id, content, "owns", {"revenueShare": c.revenue_share})
+        connect(scope, linking, c.entity_id, content, "owns", {"revenueShare": c.revenue_share})
         for c in cmd.collaborators
     ]
     return Reply(content, 201, {"connections": [str(link.id) for link in links]})

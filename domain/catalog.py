@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.activity import Activity
+from domain.agents import AgentExecution
 from domain.api_keys import ApiKey
 from domain.base import public_event_types
 from domain.connections import Connection
@@ -21,5 +22,5 @@ from domain.workflows import WorkflowInstance
 
 AGGREGATES = (Organization, Person, Thing, Connection, Activity, TokenPurchase, ApiKey, UsernameClaim,
               TokenDeployment, WorkflowInstance, Schedule, LumaCalendar, FeatureCatalog, Invitation,
-              Referral, ReferralAccount)
+              Referral, ReferralAccount, AgentExecution)
 EVENT_CLASSES: dict[str, type[Any]] = public_event_types(*AGGREGATES)

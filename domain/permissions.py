@@ -104,6 +104,11 @@ POLICY: Final[Mapping[str, Mapping[str, Reach]]] = MappingProxyType({
     "invitations.read": _row(_N, _N, _O, _O),
     "referrals.read": _row(_S, _S, _O, _O),
     "referrals.analytics": _row(_N, _N, _O, _O),
+    "agents.register": _row(_N, _W, _O, _O),
+    "agents.read": _row(_O, _O, _O, _O),
+    "agents.execute": _row(_O, _O, _O, _O),
+    "agents.executions": _row(_S, _S, _O, _O),
+    "agents.usage": _row(_N, _N, _O, _O),
 })
 """action → role → reach. Every authenticated route names one of these actions."""
 
@@ -161,6 +166,11 @@ ACTION_SUMMARIES: Final[Mapping[str, str]] = MappingProxyType({
     "invitations.read": "read a bulk invitation job's progress",
     "referrals.read": "read a referrer's funnel (invited, registered, converted, commissions)",
     "referrals.analytics": "read the organization's referral K-factor",
+    "agents.register": "register a business agent (system prompt, model, pricing) owned by a person or thing",
+    "agents.read": "list and search the marketplace's business agents",
+    "agents.execute": "run a business agent on an input (recorded with its tokens, cost and duration)",
+    "agents.executions": "read agent executions (a customer or org user: their own)",
+    "agents.usage": "read the organization's agent usage over a period (executions, tokens, cost)",
 })
 
 SYSTEM_EVENT_TYPES: Final[frozenset[str]] = frozenset({

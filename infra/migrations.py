@@ -294,6 +294,32 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX schedules_due_idx ON schedules (next_at) WHERE status = 'active';
         CREATE INDEX schedules_org_idx ON schedules (org_id, name);
     """),
+    Migration(13, "agent marketplace: one row per agent execution (status, tokens, cost, duration)", """
+        CREATE TABLE agent_executions (
+            id uuid PRIMARY KEY,
+            org_id text NOT NULL,
+            agent_id uuid NOT NULL,
+            actor_id text NOT NULL,
+            status text NOT NULL,
+            input text NOT NULL,
+            output text,
+            error text,
+            model text NOT NULL,
+            source text,
+            tokens_used int NOT NULL DEFAULT 0,
+            cost_usd numeric(18, 6) NOT NULL DEFAULT 0,
+            duration_ms int,
+            per_execution_usd numeric(18, 6) NOT NULL,
+            per_1k_tokens_usd numeric(18, 6) NOT NULL,
+            queued_at timestamptz NOT NULL,
+            started_at timestamptz,
+            finished_at timestamptz,
+            version int NOT NULL,
+            position bigint NOT NULL
+        );
+        CREATE INDEX agent_executions_agent_idx ON agent_executions (agent_id, status, queued_at DESC);
+        CREATE INDEX agent_executions_org_idx ON agent_executions (org_id, queued_at);
+    """),
 )
 
 

@@ -487,3 +487,79 @@ def clone_metrics(conn: Conn, clone_id: str) -> Row:
     assert rewards is not None
     return {"clone_id": clone_id, "interactions": row[0], "unique_users": row[1], "tokens_used": int(row[2]),
             "rewards_paid": rewards[0], "reward_tokens": int(rewards[1]), "rewards_pending": rewards[2]}
+
+
+# ---- agent marketplace ---------------------------------------------------------------------
+
+_EXECUTION_COLUMNS = (
+    "id, org_id, agent_id, actor_id, status, input, output, error, model, source, tokens_used, cost_usd,"
+    " duration_ms, per_execution_usd, per_1k_tokens_usd, queued_at, started_at, finished_at, version"
+)
+
+
+def _like(text: str) -> str:
+    """`text` as a literal ILIKE pattern matching it anywhere."""
+    return "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
+
+
+def list_agents(conn: Conn, org_id: str, agent_types: tuple[str, ...], *, q: str | None = None,
+                owner_id: UUID | None = None, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+    """Live agents of `agent_types`, newest first: a keyword in the name or description, an owner;
+    each with its owner and execution figures (executions, completed, failed, average duration)."""
+    where = _Where().add("t.org_id = %s", org_id).add("t.type = ANY(%s)", list(agent_types))
+    where.add("t.deleted_at IS NULL")
+    if q is not None:
+        where.add("(t.name ILIKE %s OR t.properties->>'description' ILIKE %s)", _like(q), _like(q))
+    if owner_id is not None:
+        where.add("EXISTS (SELECT 1 FROM connections c WHERE c.to_id = t.id AND c.from_id = %s"
+                  " AND c.type = 'owns' AND c.removed_at IS NULL)", owner_id)
+    select = (
+        f"SELECT {_T_THING_COLUMNS},"
+        " (SELECT c.from_id FROM connections c WHERE c.to_id = t.id AND c.type = 'owns'"
+        "  AND c.removed_at IS NULL ORDER BY c.position LIMIT 1) AS owner_id,"
+        " s.executions, s.completed, s.failed, s.average_duration_ms FROM things t"
+        " CROSS JOIN LATERAL (SELECT count(*) AS executions,"
+        "  count(*) FILTER (WHERE x.status = 'completed') AS completed,"
+        "  count(*) FILTER (WHERE x.status = 'failed') AS failed,"
+        "  round(avg(x.duration_ms))::int AS average_duration_ms"
+        "  FROM agent_executions x WHERE x.agent_id = t.id) s")
+    return _newest_first(conn, select, where, "t.created_position", limit, cursor)
+
+
+def agent_executions(conn: Conn, agent_id: UUID, status: str | None, actor_id: str | None,
+                     limit: int) -> list[Row]:
+    """The seeds' "agent executions by status": an agent's executions, newest first (only
+    `actor_id`'s when given)."""
+    where = _Where().add("agent_id = %s", agent_id).equal("status", status).equal("actor_id", actor_id)
+    return _rows(conn, f"SELECT {_EXECUTION_COLUMNS} FROM agent_executions WHERE {where.sql}"
+                       " ORDER BY queued_at DESC, id LIMIT %s", (*where.params, limit))
+
+
+def get_agent_execution(conn: Conn, org_id: str | None, execution_id: UUID) -> Row | None:
+    """One execution (of the organization; of any for None)."""
+    found = _rows(conn, f"SELECT {_EXECUTION_COLUMNS} FROM agent_executions WHERE id = %s"
+                        " AND (%s::text IS NULL OR org_id = %s)", (execution_id, org_id, org_id))
+    return found[0] if found else None
+
+
+def agent_usage(conn: Conn, org_id: str, since: datetime | None, until: datetime | None,
+                agent_id: UUID | None) -> Row:
+    """Usage for billing: the organization's executions finished in [since, until) (completed and
+    failed; failed ones cost nothing), with tokens and cost, in total and by agent."""
+    where = _Where().add("x.org_id = %s", org_id).add("x.status IN ('completed', 'failed')")
+    where.equal("x.agent_id", agent_id)
+    if since is not None:
+        where.add("x.finished_at >= %s", since)
+    if until is not None:
+        where.add("x.finished_at < %s", until)
+    agents = _rows(conn, (
+        "SELECT x.agent_id, t.name, t.type, count(*) AS executions,"
+        " count(*) FILTER (WHERE x.status = 'completed') AS completed,"
+        " count(*) FILTER (WHERE x.status = 'failed') AS failed,"
+        " coalesce(sum(x.tokens_used), 0) AS tokens_used, coalesce(sum(x.cost_usd), 0) AS cost_usd"
+        f" FROM agent_executions x LEFT JOIN things t ON t.id = x.agent_id WHERE {where.sql}"
+        " GROUP BY x.agent_id, t.name, t.type ORDER BY cost_usd DESC, x.agent_id"), where.params)
+    totals = {key: sum(a[key] for a in agents)
+              for key in ("executions", "completed", "failed", "tokens_used")}
+    cost = sum((Decimal(str(a["cost_usd"])) for a in agents), Decimal(0))
+    return {"org_id": org_id, **totals, "cost_usd": _plain(cost), "agents": agents}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from projections.activity import ACTIVITY
+from projections.agents import AGENT_EXECUTIONS
 from projections.base import Projection
 from projections.connections import CONNECTIONS
 from projections.people import API_KEYS, ORGANIZATIONS, PEOPLE
@@ -13,5 +14,5 @@ from projections.things import THINGS
 
 PROJECTIONS: dict[str, Projection] = {
     p.name: p for p in (THINGS, TAGS, CONNECTIONS, ACTIVITY, SAGAS, ORGANIZATIONS, PEOPLE, API_KEYS,
-                        SCHEDULES)
+                        SCHEDULES, AGENT_EXECUTIONS)
 }

@@ -4,7 +4,7 @@ from the retrieved passages and says that it is one."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,6 +25,18 @@ class Conversation:
     history: Sequence[tuple[str, str]]
     """(message, response) pairs."""
     message: str
+    model: str | None = None
+    """The model to ask (default: the configured `ONE_CHAT_MODEL`)."""
+
+    @classmethod
+    def of(cls, properties: Mapping[str, Any], message: str, context: Sequence[str] = (),
+           history: Sequence[tuple[str, str]] = (), model: str | None = None) -> Conversation:
+        """A conversation with a thing (an AI clone, an agent) whose properties hold its
+        `systemPrompt` and `temperature` (default 0.7)."""
+        temperature = properties.get("temperature")
+        return cls(system_prompt=str(properties.get("systemPrompt") or ""),
+                   temperature=float(temperature) if isinstance(temperature, int | float) else 0.7,
+                   context=context, history=history, message=message, model=model)
 
     def messages(self) -> list[dict[str, str]]:
         """The chat messages: system (with the context), the history, the message."""
@@ -73,7 +85,8 @@ class OpenAIChat:
         """Ask the model once."""
         answer = self._call(conversation, stream=False)
         text = answer.choices[0].message.content or ""
-        return ChatReply(text, _tokens(answer.usage, conversation, text), f"openai:{self.model}")
+        source = f"openai:{self._model(conversation)}"
+        return ChatReply(text, _tokens(answer.usage, conversation, text), source)
 
     def stream(self, conversation: Conversation) -> Iterator[str | ChatReply]:
         """Forward the model's deltas, then the whole answer with its usage."""
@@ -88,7 +101,10 @@ class OpenAIChat:
         except Exception as error:
             raise ChatUnavailable(f"the model stopped answering: {error}") from error
         text = "".join(pieces)
-        yield ChatReply(text, _tokens(usage, conversation, text), f"openai:{self.model}")
+        yield ChatReply(text, _tokens(usage, conversation, text), f"openai:{self._model(conversation)}")
+
+    def _model(self, conversation: Conversation) -> str:
+        return conversation.model or self.model
 
     def _call(self, conversation: Conversation, stream: bool) -> Any:
         import openai
@@ -96,8 +112,8 @@ class OpenAIChat:
         extra: dict[str, Any] = {"stream_options": {"include_usage": True}} if stream else {}
         try:
             return self.client.chat.completions.create(
-                model=self.model, messages=conversation.messages(), temperature=conversation.temperature,
-                stream=stream, **extra)
+                model=self._model(conversation), messages=conversation.messages(),
+                temperature=conversation.temperature, stream=stream, **extra)
         except openai.APIError as error:
             raise ChatUnavailable(f"the model did not answer: {error}") from error
 

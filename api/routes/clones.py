@@ -48,12 +48,8 @@ def _prepare(rt: Runtime, caller: Caller, clone_id: UUID, message: str) -> tuple
         history = q.clone_history(conn, str(clone_id), caller.actor_id, HISTORY_TURNS)
     if token is None:
         raise Problem(403, "tokens_required", "hold the creator's token to chat with this clone", "clone_id")
-    props = clone.properties
-    temperature = props.get("temperature")
-    return clone, token, Conversation(
-        system_prompt=str(props.get("systemPrompt") or ""),
-        temperature=float(temperature) if isinstance(temperature, int | float) else 0.7,
-        context=_passages(rt, clone, knowledge, message), history=history, message=message)
+    return clone, token, Conversation.of(clone.properties, message, _passages(rt, clone, knowledge, message),
+                                         history)
 
 
 def _passages(rt: Runtime, clone: Thing, knowledge: list[str], message: str) -> list[str]:

@@ -145,8 +145,22 @@ class World:
         return str(self.a.act(self.a.owner, "POST", "/v1/invitations/bulk",
                               json={"emails": ["one@example.com", "two@example.com"]})["id"])
 
+    def agent(self) -> str:
+        """A research agent of A, owned by A's owner."""
+        return str(self.a.act(self.a.owner, "POST", "/v1/agents", json=_agent_body(self.a.owner.id))["id"])
+
+    def execution(self) -> str:
+        """A completed execution of an agent of A, run by A's owner."""
+        return str(self.a.act(self.a.owner, "POST", f"/v1/agents/{self.agent()}/executions",
+                              json={"input": "hello"})["execution_id"])
+
     def after(self) -> Json:
         return {"after": self.a.position}
+
+
+def _agent_body(owner_id: str) -> Json:
+    return {"type": "research_agent", "name": f"scout {uuid.uuid4().hex[:6]}", "system_prompt": "Research.",
+            "pricing": {"per_execution_usd": 0.01}, "owner_id": owner_id}
 
 
 def _deleted_thing(w: World) -> str:
@@ -279,6 +293,15 @@ SAMPLES: dict[tuple[str, str], Callable[[World], Sample]] = {
     ("POST", "/v1/clones/{clone_id}/messages"): lambda w: Sample(
         "POST", f"/v1/clones/{w.chat_clone()}/messages", {"message": "hello"}),
     ("GET", "/v1/clones/{clone_id}/metrics"): lambda w: Sample("GET", f"/v1/clones/{w.chat_clone()}/metrics"),
+    ("POST", "/v1/agents"): lambda w: Sample("POST", "/v1/agents", _agent_body(w.a.owner.id)),
+    ("GET", "/v1/agents"): lambda w: Sample("GET", "/v1/agents", params=w.after(), about_a=False),
+    ("POST", "/v1/agents/{agent_id}/executions"): lambda w: Sample(
+        "POST", f"/v1/agents/{w.agent()}/executions", {"input": "hello"}),
+    ("GET", "/v1/agents/{agent_id}/executions"): lambda w: Sample(
+        "GET", f"/v1/agents/{w.agent()}/executions", params=w.after(), about_caller=True),
+    ("GET", "/v1/agents/executions/{execution_id}"): lambda w: Sample(
+        "GET", f"/v1/agents/executions/{w.execution()}", params=w.after()),
+    ("GET", "/v1/agents/usage"): lambda w: Sample("GET", "/v1/agents/usage", params=w.after(), about_a=False),
     ("GET", "/v1/workflows"): lambda w: Sample("GET", "/v1/workflows", about_a=False, about_caller=True),
     ("POST", "/v1/workflows/{name}/instances"): lambda w: Sample(
         "POST", "/v1/workflows/elevate/instances",

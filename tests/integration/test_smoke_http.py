@@ -24,7 +24,7 @@ def test_projection_status_and_metrics(client: httpx.Client) -> None:
     assert status["projected"] >= created["position"]
     assert {row["name"] for row in status["items"]} == {
         "things", "tags", "connections", "activity", "sagas", "organizations", "people", "api_keys",
-        "schedules"}
+        "schedules", "agent_executions"}
     metrics = client.get("/metrics")
     assert metrics.status_code == 200
     head_line = next(line for line in metrics.text.splitlines()

@@ -213,7 +213,7 @@ def test_things_and_connections_ignore_unrelated_types(type: str) -> None:
 
 def test_registry_lists_each_projection_with_its_tables() -> None:
     assert set(PROJECTIONS) == {"things", "tags", "connections", "activity", "sagas",
-                                "organizations", "people", "api_keys", "schedules"}
+                                "organizations", "people", "api_keys", "schedules", "agent_executions"}
     assert PROJECTIONS["tags"].tables == ("tags", "thing_tags")
     assert all(p.name == name for name, p in PROJECTIONS.items())
     handled = set().union(*(p.handles for p in PROJECTIONS.values()))
