@@ -3,9 +3,9 @@
 The agent takes records in batches and hands each batch to `streams.kafka_apply.apply_records`,
 the same projection engine the in-process runner uses, in one database transaction; a batch that
 fails for a transient reason (a deadlock with another worker, the database away) is applied
-again with backoff until it commits. Faust
-acknowledges the batch only after that transaction commits, so committed offsets never run ahead
-of the read models; Faust's exactly-once mode is not used. Records that cannot be projected go
+again with backoff until it commits. The agent acknowledges the batch only after that
+transaction commits (a worker stopped mid-batch acknowledges nothing), so committed offsets never
+run ahead of the read models; Faust's exactly-once mode is not used. Records that cannot be projected go
 to the dead-letter topic `<topic>.dlq` (and `projection_errors`) instead of blocking a partition.
 """
 
@@ -90,13 +90,18 @@ def create_faust_app(settings: Settings, db: ConnectionInfo, batch_size: int = 1
 
     @app.agent(topic)
     async def project(stream: faust.StreamT[bytes]) -> None:
-        batches: Any = stream  # `take_events` is Stream's (faust-streaming), not in StreamT's stub
-        async for events in batches.take_events(batch_size, within=0.01):
+        # `noack_take` (not `take_events`): a batch is acknowledged here, after its transaction
+        # commits. `take_events` acknowledges in a `finally`, so a worker stopped (or a partition
+        # revoked) while a batch is being applied would commit offsets of events never projected.
+        batches: Any = stream  # `noack_take` is Stream's (faust-streaming), not in StreamT's stub
+        async for events in batches.noack_take(batch_size, within=0.01):
             for item in await apply([Record(e.message.partition, e.value) for e in events]):
                 await dead_letters.send(value=json.dumps({
                     "error": item.error, "partition": item.record.partition,
                     "value": item.record.value.decode(errors="replace"),
                 }).encode())
+            for event in events:
+                await stream.ack(event)
 
     if isinstance(writer, ActiveIndexWriter):
         retry = writer.retry_failed

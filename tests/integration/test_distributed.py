@@ -25,10 +25,12 @@ from eventlog.store import open_event_log
 from infra.database import ConnectionInfo
 from projections.rebuild import rebuild, rebuild_via_topic, snapshot
 from projections.registry import PROJECTIONS
+from streams.lag import consumer_lag
 from tests.cluster import PARTITIONS, Cluster
 from tests.conftest import api_client, wait_for_contract, wait_for_purchase
 from tests.support.kafka_broker import KafkaBroker
 from tests.support.live_server import LiveServer
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -140,6 +142,12 @@ def test_http_commands_become_query_results_through_kafka(cluster: Cluster) -> N
         assert [p["partition"] for p in status["partitions"]] == list(range(PARTITIONS))
         assert all(p["watermark"] >= follow["position"] for p in status["partitions"])
         assert 'one_consumer_lag_records{partition="0"}' in http.get("/metrics").text
+
+    def committed() -> bool:  # the worker acknowledges its batches: their offsets get committed
+        lag = consumer_lag(cluster.broker.bootstrap, cluster.topic, cluster.group, PARTITIONS)
+        return sum(lag.values()) == 0
+
+    wait_until(committed, "the worker group to commit every offset", timeout=30)
 
 
 def test_relay_killed_mid_batch_loses_and_duplicates_nothing(cluster: Cluster) -> None:
