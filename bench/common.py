@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,6 +135,14 @@ class Latencies:
     """Per-operation latencies in seconds."""
 
     values: list[float] = field(default_factory=list)
+
+    def measure(self, work: Callable[[], object], times: int = 1) -> Latencies:
+        """Run `work` `times` times, one after another, adding each run's latency; self."""
+        for _ in range(times):
+            started = time.perf_counter()
+            work()
+            self.values.append(time.perf_counter() - started)
+        return self
 
     def summary(self) -> dict[str, float]:
         """p50 / p99 / max / mean in milliseconds."""

@@ -8,8 +8,6 @@ HTTP, against a full scan of the activity table in the same process as the basel
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -32,15 +30,6 @@ from eventlog.store import open_event_log
 from infra.migrations import migrate
 from projections import analytics
 from tests.support.live_server import LiveServer
-
-
-def _timed(reads: int, work: Callable[[], object]) -> Latencies:
-    latencies = Latencies()
-    for _ in range(reads):
-        started = time.perf_counter()
-        work()
-        latencies.values.append(time.perf_counter() - started)
-    return latencies
 
 
 def main() -> None:
@@ -69,12 +58,13 @@ def main() -> None:
                 activity = int(rows[0]) if rows else 0
                 board = analytics.dashboard(rt.reads, org, since, None)
                 full_scan = "SELECT count(*), sum(position) FROM activity"
-                scan = _timed(args.reads, lambda: conn.execute(full_scan).fetchone())
-                direct = _timed(args.reads, lambda: analytics.dashboard(rt.reads, org, since, None))
+                scan = Latencies().measure(lambda: conn.execute(full_scan).fetchone(), args.reads)
+                direct = Latencies().measure(lambda: analytics.dashboard(rt.reads, org, since, None),
+                                             args.reads)
             with LiveServer(rt) as live, httpx.Client(base_url=live.url, headers=AUTH, timeout=60) as http:
                 params = {"since": since.isoformat()}
-                over_http = _timed(args.reads, lambda: http.get("/v1/analytics/dashboard",
-                                                                params=params).raise_for_status())
+                over_http = Latencies().measure(
+                    lambda: http.get("/v1/analytics/dashboard", params=params).raise_for_status(), args.reads)
         finally:
             rt.close()
     rows_out = []
